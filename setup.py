@@ -1,0 +1,43 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+# Pinned: torch/torchaudio 2.11.0 run on the CPU here and match the GPU machines' image.
+install_requires = [
+    "torch==2.11.0",
+    "torchaudio==2.11.0",
+    "transformers==5.24.0",
+    "peft==0.21.2",
+    "lhotse==1.33.0",
+    # lhotse imports these without declaring them
+    "urllib3==2.7.0",
+    "scipy==1.17.1",
+    "h5py==3.16.0",
+    "jiwer==4.0.0",
+    "kaldialign==0.12.0",
+    "soundfile==0.14.0",
+    "typer==0.29.2",
+    "safetensors==0.8.0",
+    "numpy==2.4.6",
+    "tqdm==4.70.1",
+    "PyYAML==6.0.3",
+    "matplotlib==3.11.2",
+]
+
+extras_require = {
+    "test": ["pytest==9.0.3"],
+}
+
+setup(
+    name="xasr",
+    version="0.1.0",
+    description="LLM-based speech recognition after X-LLM: frozen encoders, C-Former (CIF), frozen LLM",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["xasr", "xasr.*"]),
+    install_requires=install_requires,
+    extras_require=extras_require,
+    entry_points={"console_scripts": ["xasr=xasr.cli:main"]},
+)

@@ -1,0 +1,57 @@
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from tests.conftest import write_tone
+from xasr.cli import app
+
+runner = CliRunner()
+
+
+def all_command_paths(command, path=()):
+    yield path
+    if hasattr(command, "commands"):  # a group
+        for name, sub in command.commands.items():
+            yield from all_command_paths(sub, path + (name,))
+
+
+@pytest.mark.parametrize("path", list(all_command_paths(typer.main.get_command(app))))
+def test_every_command_has_help(path):
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_info_lists_versions_and_device():
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    for word in ["torch", "lhotse", "jiwer", "cpu threads", "espeak-ng", "packaged weights"]:
+        assert word in result.output
+
+
+def test_prepare_fsdd_writes_manifests(tmp_path):
+    for name in ["1_ann_0", "2_ann_7"]:
+        write_tone(tmp_path / "fsdd" / f"{name}.wav", seconds=0.2, rate=8000)
+    result = runner.invoke(app, ["prepare", "fsdd", str(tmp_path / "fsdd"), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "fsdd/test: 1 utterances" in result.output
+    for kind in ["recordings", "supervisions", "cuts"]:
+        for split in ["train", "test"]:
+            assert (tmp_path / "out" / f"fsdd_{kind}_{split}.jsonl.gz").is_file()
+
+
+def test_prepare_tsv_reports_bad_files_and_fails(tmp_path):
+    write_tone(tmp_path / "c" / "ok.wav")
+    (tmp_path / "c" / "bad.wav").write_bytes(b"\x00" * 100)
+    (tmp_path / "c" / "transcripts.tsv").write_text("ok.wav\ts\tfine\nbad.wav\ts\tbroken\n")
+    result = runner.invoke(app, ["prepare", "tsv", str(tmp_path / "c"), str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "bad.wav: not a readable audio file" in result.output
+    # the good utterance is still written
+    assert (tmp_path / "out" / "c_cuts_all.jsonl.gz").is_file()
+
+
+def test_prepare_missing_corpus_is_one_clear_line(tmp_path):
+    result = runner.invoke(app, ["prepare", "fsdd", str(tmp_path / "absent"), str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.output.strip().endswith("absent: no such directory")

