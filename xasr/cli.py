@@ -1,0 +1,149 @@
+"""The `xasr` command line: prepare corpora, score hypotheses, show what this install can do."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(
+    help="xasr: LLM-based speech recognition (X-LLM: frozen encoders, C-Former, frozen LLM).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+prepare_app = typer.Typer(
+    help="Prepare a corpus as lhotse manifests ({prefix}_{recordings,supervisions,cuts}_{split}.jsonl.gz).",
+    no_args_is_help=True,
+)
+app.add_typer(prepare_app, name="prepare")
+
+
+@app.callback()
+def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s [%(name)s] %(message)s",
+    )
+
+
+def _save(splits, output_dir: Path, prefix: str) -> None:
+    from xasr.data.manifests import save_manifests
+
+    try:
+        paths = save_manifests(splits, output_dir, prefix)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1)
+    skipped = [problem for manifests in splits.values() for problem in manifests.skipped]
+    for split, manifests in splits.items():
+        hours = sum(r.duration for r in manifests.recordings) / 3600
+        typer.echo(f"{prefix}/{split}: {len(manifests)} utterances, {hours:.2f} h")
+    typer.echo(f"wrote {len(paths)} manifests to {output_dir}")
+    if skipped:
+        for problem in skipped:
+            typer.echo(f"skipped {problem}", err=True)
+        _fail(f"{len(skipped)} file(s) could not be read and were left out (listed above)")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@prepare_app.command("tsv")
+def prepare_tsv_command(
+    corpus_dir: Path = typer.Argument(..., help="Folder with transcripts.tsv (path<TAB>speaker<TAB>text)."),
+    output_dir: Path = typer.Argument(..., help="Where to write the manifests."),
+    prefix: Optional[str] = typer.Option(None, help="Manifest prefix; defaults to the folder's name."),
+    split: str = typer.Option("all", help="Split name used in the manifest file names."),
+    language: Optional[str] = typer.Option(None, help="Language tag stored in the supervisions."),
+) -> None:
+    """Any folder with a transcripts.tsv, e.g. ../shared/data/real_en_dev."""
+    from xasr.data.tsv import prepare_tsv
+
+    try:
+        splits = prepare_tsv(corpus_dir, split=split, language=language)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    _save(splits, output_dir, prefix or corpus_dir.resolve().name)
+
+
+@prepare_app.command("fsdd")
+def prepare_fsdd_command(
+    corpus_dir: Path = typer.Argument(..., help="FSDD folder (with recordings/{digit}_{speaker}_{take}.wav)."),
+    output_dir: Path = typer.Argument(..., help="Where to write the manifests."),
+    prefix: str = typer.Option("fsdd", help="Manifest prefix."),
+) -> None:
+    """Free Spoken Digit Dataset with its own split: takes 0-4 test, 5-49 train."""
+    from xasr.data.fsdd import prepare_fsdd
+
+    try:
+        splits = prepare_fsdd(corpus_dir)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    _save(splits, output_dir, prefix)
+
+
+@prepare_app.command("librispeech")
+def prepare_librispeech_command(
+    corpus_dir: Path = typer.Argument(..., help="Folder holding (or to receive) LibriSpeech/."),
+    output_dir: Path = typer.Argument(..., help="Where to write the manifests."),
+    parts: List[str] = typer.Option(
+        ["dev-clean", "test-clean"], "--part", help="Parts to prepare, repeatable (e.g. train-clean-100)."
+    ),
+    download: bool = typer.Option(False, help="Download the parts from openslr.org first."),
+    num_jobs: int = typer.Option(2, help="Parallel jobs for scanning audio."),
+) -> None:
+    """LibriSpeech through lhotse's own download and prepare recipes."""
+    from xasr.data.librispeech import prepare_librispeech
+
+    try:
+        splits = prepare_librispeech(corpus_dir, parts=parts, download=download, num_jobs=num_jobs)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    _save(splits, output_dir, "librispeech")
+
+
+@prepare_app.command("aishell")
+def prepare_aishell_command(
+    corpus_dir: Path = typer.Argument(..., help="Folder holding (or to receive) aishell/data_aishell."),
+    output_dir: Path = typer.Argument(..., help="Where to write the manifests."),
+    download: bool = typer.Option(False, help="Download AISHELL-1 from openslr.org first."),
+) -> None:
+    """AISHELL-1 (Mandarin) through lhotse's own download and prepare recipes."""
+    from xasr.data.aishell import prepare_aishell
+
+    try:
+        splits = prepare_aishell(corpus_dir, download=download)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    _save(splits, output_dir, "aishell")
+
+
+# --- tts prepare command (xasr/data/tts.py) ---
+
+
+# --- score command (xasr/score.py) ---
+
+
+@app.command("info")
+def info_command() -> None:
+    """Versions of xasr and its packages, the compute device, and external tools."""
+    from xasr.info import collect_info
+
+    for section, rows in collect_info().items():
+        typer.echo(f"{section}:")
+        width = max(len(key) for key, _ in rows)
+        for key, value in rows:
+            typer.echo(f"  {key:<{width}}  {value}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
