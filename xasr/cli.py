@@ -126,7 +126,65 @@ def prepare_aishell_command(
 # --- tts prepare command (xasr/data/tts.py) ---
 
 
+@prepare_app.command("tts")
+def prepare_tts_command(
+    text_file: Path = typer.Argument(..., help="Sentences: id<TAB>text tsv, or one sentence a line."),
+    output_dir: Path = typer.Argument(..., help="Where to write audio/ and the manifests."),
+    num_utterances: Optional[int] = typer.Option(None, help="How many utterances; default one per sentence."),
+    engines: List[str] = typer.Option(
+        ["piper", "espeak", "flite", "festival"], "--engine", help="TTS engine to use, repeatable."
+    ),
+    seed: int = typer.Option(0, help="Seed for sentence order and voice, rate and pitch choices."),
+    num_jobs: int = typer.Option(2, help="Parallel synthesis processes."),
+    prefix: str = typer.Option("tts", help="Manifest prefix."),
+    split: str = typer.Option("train", help="Split name used in the manifest file names."),
+) -> None:
+    """Synthetic speech from offline TTS engines; re-running continues an interrupted run."""
+    from xasr.data.tts import prepare_tts
+
+    try:
+        splits = prepare_tts(text_file, output_dir, num_utterances=num_utterances, engines=engines,
+                             seed=seed, num_jobs=num_jobs, split=split)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        _fail(str(e))
+    stats = splits[split].stats
+    typer.echo(stats.table())
+    for failure in stats.failures:
+        typer.echo(f"synthesis failed: {failure}", err=True)
+    _save(splits, output_dir, prefix)
+
+
 # --- score command (xasr/score.py) ---
+
+
+@app.command("score")
+def score_command(
+    ref: Path = typer.Argument(..., help="References: lhotse supervisions/cuts manifest or transcripts.tsv."),
+    hyp: Path = typer.Argument(..., help='Hypotheses: JSON lines {"id": ..., "text": ...} or Kaldi text.'),
+    output_dir: Optional[Path] = typer.Option(None, help="Write icefall recogs/errs/wer-summary and results .md here."),
+    name: Optional[str] = typer.Option(None, help="Test set name in the report file names; defaults to REF's name."),
+    suffix: str = typer.Option("xasr", help="Settings name in the report file names and the wer-summary."),
+    level: str = typer.Option("auto", help="auto (CER for Chinese references, else WER), word or char."),
+    normalizer: str = typer.Option("auto", help="auto (chinese or english), english, chinese, basic or none."),
+) -> None:
+    """WER (CER for Chinese) of hypotheses against references; missing hypotheses count as deletions."""
+    from xasr.score import default_set_name, load_hypotheses, load_references, score, write_reports
+
+    try:
+        result = score(load_references(ref), load_hypotheses(hyp), level=level, normalizer=normalizer)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"{result.summary()} ({result.level} level, {result.normalizer} normalizer)")
+    typer.echo(f"missing hypotheses: {len(result.missing)} (scored as deletions)")
+    if result.extra:
+        typer.echo(f"hypotheses without a reference: {len(result.extra)} (not scored)")
+    if output_dir is not None:
+        try:
+            paths = write_reports(result, output_dir, name or default_set_name(ref), suffix)
+        except OSError as e:
+            _fail(f"cannot write reports to {output_dir}: {e}")
+        for path in paths:
+            typer.echo(f"wrote {path}")
 
 
 @app.command("info")
