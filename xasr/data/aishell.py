@@ -17,7 +17,7 @@ def prepare_aishell(corpus_dir: Path | str, download: bool = False) -> Dict[str,
 
     lhotse's recipe removes the spaces between words, so text is scored by character (CER).
     """
-    corpus_dir = Path(corpus_dir)
+    corpus_dir = Path(corpus_dir).resolve()  # manifests hold absolute paths: usable from any folder
     if download:
         aishell.download_aishell(corpus_dir)
     root = corpus_dir / "aishell" if (corpus_dir / "aishell" / TRANSCRIPT).is_file() else corpus_dir

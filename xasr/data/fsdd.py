@@ -19,7 +19,7 @@ NUM_TEST_TAKES = 5  # FSDD's own convention: takes 0-4 of each digit and speaker
 
 def prepare_fsdd(corpus_dir: Path | str) -> Dict[str, CorpusSplit]:
     """Manifests for the `train` and `test` splits of an FSDD folder (searched recursively)."""
-    corpus_dir = Path(corpus_dir)
+    corpus_dir = Path(corpus_dir).resolve()  # manifests hold absolute paths: usable from any folder
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"{corpus_dir}: no such directory")
     utterances: dict[str, list] = {"train": [], "test": []}

@@ -20,7 +20,7 @@ def prepare_librispeech(
 
     Transcripts keep LibriSpeech's upper-case text; scoring normalises case.
     """
-    corpus_dir = Path(corpus_dir)
+    corpus_dir = Path(corpus_dir).resolve()  # manifests hold absolute paths: usable from any folder
     if download:
         librispeech.download_librispeech(corpus_dir, dataset_parts=list(parts))
     root = corpus_dir / "LibriSpeech" if (corpus_dir / "LibriSpeech").is_dir() else corpus_dir

@@ -58,7 +58,7 @@ def prepare_tsv(
     corpus_dir: Path | str, split: str = "all", language: Optional[str] = None
 ) -> Dict[str, CorpusSplit]:
     """Manifests for a folder with transcripts.tsv; unreadable audio files are skipped and listed."""
-    corpus_dir = Path(corpus_dir)
+    corpus_dir = Path(corpus_dir).resolve()  # manifests hold absolute paths: usable from any folder
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"{corpus_dir}: no such directory")
     utterances, skipped = [], []
