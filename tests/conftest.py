@@ -24,3 +24,13 @@ def write_tone(path: Path, seconds: float = 0.5, rate: int = 16000, channels: in
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), data, rate, **kwargs)
     return data
+
+
+def pytest_collection_modifyitems(config, items):
+    """`slow` tests (real packaged weights) run only when selected with `-m slow`."""
+    if "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow integration test: select with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -25,7 +25,7 @@ def test_every_command_has_help(path):
 def test_info_lists_versions_and_device():
     result = runner.invoke(app, ["info"])
     assert result.exit_code == 0, result.output
-    for word in ["torch", "lhotse", "jiwer", "cpu threads", "espeak-ng", "packaged weights"]:
+    for word in ["torch", "lhotse", "jiwer", "cpu threads", "espeak-ng", "model sources", "whisper-tiny.en"]:
         assert word in result.output
 
 

