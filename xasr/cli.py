@@ -190,6 +190,44 @@ def score_command(
             typer.echo(f"wrote {path}")
 
 
+@app.command("train")
+def train_command(
+    config: Path = typer.Argument(..., help="Recipe YAML with model:, train: and stage1:/stage2: sections."),
+    train_cuts: Path = typer.Option(..., help="Training cuts manifest (.jsonl.gz)."),
+    exp_dir: Path = typer.Option(..., help="Experiment folder of this stage (checkpoint, logs, model/)."),
+    stage: int = typer.Option(1, help="1 convert (C-Former), 2 align with the LLM, 3 integrate modalities."),
+    valid_cuts: Optional[Path] = typer.Option(None, help="Validation cuts for a loss at every epoch end."),
+    init_from: Optional[Path] = typer.Option(None, help="Model directory to start from (e.g. stage 1's model)."),
+    feature_cache: Optional[Path] = typer.Option(
+        None, help="Cache the frozen encoder's outputs here once and train on them."),
+    override: List[str] = typer.Option([], "--set", help="Config override section.key=value, repeatable."),
+) -> None:
+    """Train one stage; re-running resumes from the stage's checkpoint. Multi-GPU: torchrun ... xasr train."""
+    from lhotse import CutSet
+
+    from xasr.data.dataset import cache_encoder_features
+    from xasr.model import XASRModel
+    from xasr.train import load_config_file, train
+
+    try:
+        model_config, train_config = load_config_file(config, stage, override)
+        cuts = {name: CutSet.from_file(path) for name, path in (("train", train_cuts), ("valid", valid_cuts))
+                if path is not None}
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    if init_from is not None:
+        model = XASRModel.load(init_from)
+        if model.config.to_dict() != model_config.to_dict():
+            typer.echo(f"note: the model comes from {init_from}; its config is used, not {config}'s model:", err=True)
+    else:
+        model = XASRModel.from_config(model_config)
+    if feature_cache is not None:
+        for name in list(cuts):
+            cuts[name] = cache_encoder_features(model.encoder, cuts[name], feature_cache / name)
+    model_dir = train(model, cuts["train"], exp_dir, train_config, valid_cuts=cuts.get("valid"))
+    typer.echo(f"model saved to {model_dir}")
+
+
 @app.command("info")
 def info_command() -> None:
     """Versions of xasr and its packages, the compute device, and external tools."""

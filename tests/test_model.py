@@ -1,0 +1,128 @@
+"""The composed model on tiny random components: losses, generation, save/load."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from tests.tiny import tiny_llama, tiny_tokenizer
+from xasr.adapters import CFormerConfig, ProjectorConfig
+from xasr.encoders import EncoderConfig, build_encoder
+from xasr.llm import LLM, LLMConfig
+from xasr.model import Batch, LossConfig, XASRConfig, XASRModel
+
+TINY_ENCODER = EncoderConfig(kind="conformer", conformer={"d_model": 32, "n_layers": 1, "n_heads": 2})
+
+
+def tiny_config(adapter: str = "cformer", dropout: float = 0.1, **loss) -> XASRConfig:
+    return XASRConfig(
+        encoder=TINY_ENCODER,
+        llm=LLMConfig(source="tiny", system_prompt="Be exact.", instruction="Transcribe: <speech>"),
+        adapter=adapter,
+        cformer=CFormerConfig(d_model=32, n_layers=1, n_heads=2, dropout=dropout),
+        projector=ProjectorConfig(stack=4, hidden_dim=32),
+        loss=LossConfig(**loss),
+    )
+
+
+def tiny_model(adapter: str = "cformer", seed: int = 0, dropout: float = 0.1, **loss) -> XASRModel:
+    torch.manual_seed(seed)
+    config = tiny_config(adapter, dropout, **loss)
+    tokenizer = tiny_tokenizer()
+    llm = LLM(tiny_llama(tokenizer, seed=seed), tokenizer, config.llm)
+    return XASRModel(config, build_encoder(config.encoder), llm)
+
+
+def tiny_batch(seconds=(1.0, 0.6), texts=("one two", "nine")) -> Batch:
+    torch.manual_seed(1)
+    lengths = torch.tensor([int(s * 16000) for s in seconds])
+    waveforms = torch.zeros(len(seconds), int(lengths.max()))
+    for i, n in enumerate(lengths.tolist()):
+        waveforms[i, :n] = 0.1 * torch.randn(n)
+    return Batch(ids=[f"u{i}" for i in range(len(seconds))], waveforms=waveforms, waveform_lengths=lengths,
+                 texts=list(texts))
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_cformer_losses_and_gradients(stage):
+    model = tiny_model(ctc=0.5).train()
+    losses = model(tiny_batch(), stage=stage)
+    expected = {"quantity", "ctc", "loss", "token" if stage == 1 else "llm"}
+    assert set(losses) == expected
+    losses["loss"].backward()
+    assert model.adapter.parameters().__next__().grad is not None
+    assert all(p.grad is None for p in model.llm.parameters())
+    assert all(p.grad is None for p in model.encoder.parameters())
+
+
+def test_projector_baseline_trains_in_stage_2_only():
+    model = tiny_model("projector").train()
+    assert set(model(tiny_batch(), stage=2)) == {"llm", "loss"}
+    with pytest.raises(ValueError, match="C-Former"):
+        model(tiny_batch(), stage=1)
+
+
+@pytest.mark.parametrize("adapter", ["cformer", "projector"])
+def test_generate_returns_text_per_item(adapter):
+    model = tiny_model(adapter).eval()
+    batch = tiny_batch()
+    batch.texts = None
+    results = model.generate(batch)
+    assert [r["id"] for r in results] == ["u0", "u1"]
+    assert all(isinstance(r["text"], str) for r in results)
+
+
+def test_save_load_round_trip_gives_identical_outputs(tmp_path):
+    model = tiny_model(ctc=0.3).eval()
+    with torch.no_grad():
+        for p in model.adapter.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = model.save_pretrained(tmp_path / "model")
+    assert (path / "config.json").is_file() and (path / "adapter.safetensors").is_file()
+    other = tiny_model(ctc=0.3, seed=5)  # different adapter init, same frozen parts
+    loaded = XASRModel.load(path, encoder=model.encoder, llm=model.llm)
+    assert not isinstance(other, type(None))
+    batch = tiny_batch()
+    with torch.no_grad():
+        a, b = model(batch, stage=2), loaded(batch, stage=2)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+    batch.texts = None
+    assert model.generate(batch)[0]["token_ids"] == loaded.generate(batch)[0]["token_ids"]
+
+
+def test_load_refuses_different_frozen_weights(tmp_path):
+    model = tiny_model()
+    path = model.save_pretrained(tmp_path / "model")
+    tokenizer = tiny_tokenizer()
+    other_llm = LLM(tiny_llama(tokenizer, seed=99), tokenizer, model.config.llm)
+    with pytest.raises(ValueError, match="frozen llm weights differ"):
+        XASRModel.load(path, encoder=model.encoder, llm=other_llm)
+
+
+def test_lora_adapters_round_trip(tmp_path):
+    torch.manual_seed(0)
+    config = dataclasses.replace(tiny_config(), llm=dataclasses.replace(tiny_config().llm, lora_rank=2))
+    tokenizer = tiny_tokenizer()
+    base = tiny_llama(tokenizer)
+    model = XASRModel(config, build_encoder(config.encoder), LLM(base, tokenizer, config.llm))
+    with torch.no_grad():
+        for name, p in model.llm.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.05)
+    path = model.save_pretrained(tmp_path / "model")
+    assert (path / "lora" / "adapter_config.json").is_file()
+    fresh_llm = LLM(tiny_llama(tokenizer), tokenizer, dataclasses.replace(config.llm, lora_rank=0))
+    loaded = XASRModel.load(path, encoder=model.encoder, llm=fresh_llm)
+    batch = tiny_batch()
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch, stage=2)["llm"], loaded(batch, stage=2)["llm"])
+
+
+def test_sixty_seconds_of_audio_is_not_truncated():
+    model = tiny_model().eval()
+    batch = tiny_batch(seconds=(60.0,), texts=("a " * 40,))
+    features, lengths = model.encode(batch)
+    out = model.adapter(features, lengths, target_lengths=torch.tensor([80]))
+    assert int(out.lengths[0]) == 80

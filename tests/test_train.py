@@ -1,0 +1,145 @@
+"""Training stages on tiny models: losses go down, exact resume, 2-process gloo DDP, config files."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+import xasr.train as train_module
+from tests.test_model import tiny_model
+from xasr.train import TrainConfig, load_config_file, train
+
+WORDS = ["zero", "one", "two", "three", "four"]
+
+
+def tiny_cuts(root: Path, n: int = 12) -> CutSet:
+    rng = np.random.default_rng(0)
+    recordings, supervisions = [], []
+    for i in range(n):
+        word = WORDS[i % len(WORDS)]
+        seconds = 0.3 + 0.05 * (i % 4)
+        t = np.arange(int(seconds * 16000)) / 16000
+        audio = 0.2 * np.sin(2 * np.pi * (200 + 60 * (i % len(WORDS))) * t) + 0.01 * rng.standard_normal(len(t))
+        path = root / f"utt{i}.wav"
+        sf.write(str(path), audio.astype(np.float32), 16000)
+        recording = Recording.from_file(path, recording_id=f"utt{i}")
+        recordings.append(recording)
+        supervisions.append(SupervisionSegment(id=f"utt{i}", recording_id=f"utt{i}", start=0,
+                                               duration=recording.duration, text=word))
+    return CutSet.from_manifests(RecordingSet.from_recordings(recordings),
+                                 SupervisionSet.from_segments(supervisions)).to_eager()
+
+
+@pytest.fixture
+def cuts(tmp_path):
+    (tmp_path / "audio").mkdir()
+    return tiny_cuts(tmp_path / "audio")
+
+
+def read_log(exp_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (exp_dir / "log.jsonl").read_text().splitlines()]
+
+
+def config(**kwargs) -> TrainConfig:
+    defaults = dict(stage=1, num_epochs=3, max_duration=1.5, lr=3e-3, warmup_steps=2, checkpoint_every=3,
+                    log_every=100, seed=7)
+    defaults.update(kwargs)
+    return TrainConfig(**defaults)
+
+
+def test_stage1_then_stage2_lower_the_loss(cuts, tmp_path):
+    model = tiny_model()
+    model_dir = train(model, cuts, tmp_path / "s1", config(num_epochs=6), valid_cuts=cuts)
+    losses = [r["loss"] for r in read_log(tmp_path / "s1") if "loss" in r]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    assert (model_dir / "config.json").is_file()
+    assert (tmp_path / "s1" / "training_curves.png").stat().st_size > 1000
+    assert list((tmp_path / "s1" / "tensorboard").glob("events.*"))
+    assert any("valid_loss" in r for r in read_log(tmp_path / "s1"))
+    train(model, cuts, tmp_path / "s2", config(stage=2, num_epochs=2))
+    assert all("llm" in r for r in read_log(tmp_path / "s2") if "loss" in r)
+
+
+def test_resume_after_a_crash_repeats_the_same_losses(cuts, tmp_path, monkeypatch):
+    reference = tiny_model()
+    train(reference, cuts, tmp_path / "straight", config())
+    expected = [r["loss"] for r in read_log(tmp_path / "straight")]
+
+    def crash(step):
+        if step == 5:  # after the checkpoint at step 3: steps 4-5 are lost and redone
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_after_step", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_model(), cuts, tmp_path / "crashed", config())
+    monkeypatch.setattr(train_module, "_after_step", lambda step: None)
+    restarted = tiny_model()
+    with torch.no_grad():  # the resumed weights must come from the checkpoint, not the fresh model
+        for p in restarted.adapter.parameters():
+            p.add_(0.1)
+    train(restarted, cuts, tmp_path / "crashed", config())
+    resumed = [r["loss"] for r in read_log(tmp_path / "crashed")]
+    assert [r["step"] for r in read_log(tmp_path / "crashed")] == list(range(1, len(expected) + 1))
+    np.testing.assert_allclose(resumed, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_stage_3_without_auxiliary_modality_is_a_clear_error(cuts, tmp_path):
+    with pytest.raises(ValueError, match="no image or video adapter"):
+        train(tiny_model(), cuts, tmp_path / "s3", config(stage=3))
+
+
+DDP_SCRIPT = r"""
+import os, sys
+from pathlib import Path
+import torch
+sys.path.insert(0, sys.argv[1])
+from lhotse import CutSet
+from tests.test_model import tiny_model
+from tests.test_train import config
+from xasr.train import train
+torch.set_num_threads(1)
+model = tiny_model(dropout=0.0)
+train(model, CutSet.from_file(sys.argv[2]), Path(sys.argv[3]), config(num_epochs=3))
+torch.save(model.adapter.state_dict(), Path(sys.argv[3]) / f"adapter-rank{os.environ['RANK']}.pt")
+"""
+
+
+def test_two_process_gloo_ddp_run(cuts, tmp_path):
+    """torchrun with 2 CPU processes (gloo): training completes, losses are finite, gradients are
+    all-reduced (both ranks end with identical weights that moved away from the initial ones)."""
+    cuts.to_file(tmp_path / "cuts.jsonl.gz")
+    script = tmp_path / "run.py"
+    script.write_text(DDP_SCRIPT)
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+         str(script), repo, str(tmp_path / "cuts.jsonl.gz"), str(tmp_path / "ddp")],
+        env=env, timeout=300, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ddp = [r for r in read_log(tmp_path / "ddp") if "loss" in r]
+    assert len(ddp) >= 3 and all(np.isfinite(r["loss"]) for r in ddp)
+    assert (tmp_path / "ddp" / "model" / "config.json").is_file()
+    rank0 = torch.load(tmp_path / "ddp" / "adapter-rank0.pt")
+    rank1 = torch.load(tmp_path / "ddp" / "adapter-rank1.pt")
+    initial = tiny_model(dropout=0.0).adapter.state_dict()
+    for name in rank0:
+        torch.testing.assert_close(rank0[name], rank1[name])
+    assert any(not torch.equal(rank0[name], initial[name]) for name in rank0)
+
+
+def test_config_file_with_overrides(tmp_path):
+    path = tmp_path / "conf.yaml"
+    path.write_text("model:\n  adapter: projector\ntrain:\n  lr: 0.01\nstage2:\n  num_epochs: 4\n")
+    model_config, train_config = load_config_file(path, 2, ["stage2.lr=0.5", "model.loss.ctc=0.2"])
+    assert model_config.adapter == "projector" and model_config.loss.ctc == 0.2
+    assert (train_config.stage, train_config.lr, train_config.num_epochs) == (2, 0.5, 4)
+    with pytest.raises(ValueError, match="unknown training settings"):
+        load_config_file(path, 1, ["train.learning_rate=1"])

@@ -1,0 +1,116 @@
+"""The C-Former (X-LLM's speech interface): frames -> CIF (one vector per token) -> transformer -> LLM space.
+
+Embedding scale. Some LLMs multiply looked-up token embeddings by a constant (Gemma: sqrt(hidden)).
+In transformers 5 that happens inside the input-embedding module (`GemmaTextScaledWordEmbedding`),
+and speech vectors reach the LLM as `inputs_embeds`, past that module. So the projection predicts
+vectors in the embedding *table's* space (the space stage 1 compares against the output embedding,
+after dividing by the scale) and its output is multiplied by `llm_embedding_scale`, putting speech
+at the same magnitude as the scaled text embeddings around it. 1.0 for LLMs that do not scale.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from xasr.adapters.cif import CIF, CIFConfig, CIFOutput
+from xasr.encoders.base import lengths_to_mask
+
+
+@dataclass
+class CFormerConfig:
+    input_dim: int = 512  # encoder output size (set from the encoder by XASRModel)
+    d_model: int = 512
+    n_layers: int = 4
+    n_heads: int = 8
+    ff_mult: int = 4
+    dropout: float = 0.1
+    cif_threshold: float = 1.0
+    cif_kernel_size: int = 3
+    cif_tail_threshold: float = 0.5
+    llm_hidden_size: int = 576  # set from the LLM by XASRModel
+    llm_embedding_scale: float = 1.0  # factor the LLM's input-embedding module applies (set from the LLM)
+
+
+@dataclass
+class AdapterOutput:
+    embeddings: Tensor  # [B, N, llm_hidden_size], zero past lengths[b], already at the LLM's embedding scale
+    lengths: Tensor  # [B]
+    cif: Optional[CIFOutput] = None  # C-Former only
+
+
+CFormerOutput = AdapterOutput
+
+
+def sinusoids(length: int, dim: int, device=None) -> Tensor:
+    """[length, dim] sinusoidal position encodings (Whisper's layout: sines then cosines)."""
+    increment = math.log(10000) / (dim // 2 - 1)
+    inverse = torch.exp(-increment * torch.arange(dim // 2, device=device, dtype=torch.float32))
+    angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inverse
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def forward(self, x: Tensor, key_mask: Tensor) -> Tensor:
+        batch, length, d_model = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :],
+                                                  dropout_p=self.dropout if self.training else 0.0)
+        return self.out(attended.transpose(1, 2).reshape(batch, length, d_model))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer encoder layer."""
+
+    def __init__(self, d_model: int, n_heads: int, ff_mult: int, dropout: float):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(d_model)
+        self.attention = SelfAttention(d_model, n_heads, dropout)
+        self.mlp_norm = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, ff_mult * d_model), nn.GELU(), nn.Linear(ff_mult * d_model, d_model))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, key_mask: Tensor) -> Tensor:
+        x = x + self.dropout(self.attention(self.attention_norm(x), key_mask))
+        return x + self.dropout(self.mlp(self.mlp_norm(x)))
+
+
+class CFormer(nn.Module):
+    """input linear -> CIF -> + positions -> transformer layers -> projection into the LLM's embedding space."""
+
+    def __init__(self, config: CFormerConfig):
+        super().__init__()
+        self.config = config
+        self.input_proj = nn.Linear(config.input_dim, config.d_model)
+        self.cif = CIF(CIFConfig(input_dim=config.d_model, threshold=config.cif_threshold,
+                                 kernel_size=config.cif_kernel_size, tail_threshold=config.cif_tail_threshold))
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList([TransformerBlock(config.d_model, config.n_heads, config.ff_mult, config.dropout)
+                                     for _ in range(config.n_layers)])
+        self.norm = nn.LayerNorm(config.d_model)
+        self.output_proj = nn.Linear(config.d_model, config.llm_hidden_size)
+
+    def forward(self, features: Tensor, feature_lengths: Tensor,
+                target_lengths: Optional[Tensor] = None) -> AdapterOutput:
+        """features [B, T, input_dim] -> one LLM embedding per token; `target_lengths` (training) fixes the count."""
+        cif = self.cif(self.input_proj(features), feature_lengths, target_lengths)
+        tokens, lengths = cif.tokens, cif.token_lengths
+        x = self.dropout(tokens + sinusoids(tokens.shape[1], tokens.shape[2], tokens.device).to(tokens.dtype))
+        key_mask = lengths_to_mask(lengths.clamp_min(1), x.shape[1])  # an empty row still attends somewhere
+        for block in self.blocks:
+            x = block(x, key_mask)
+        embeddings = self.output_proj(self.norm(x)) * self.config.llm_embedding_scale
+        embeddings = embeddings * lengths_to_mask(lengths, x.shape[1])[..., None]
+        return AdapterOutput(embeddings, lengths, cif)

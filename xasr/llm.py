@@ -1,0 +1,193 @@
+"""The frozen LLM: loading (HF id, dir or packaged GGUF), optional LoRA, prompts with `<speech>`.
+
+One `PromptTemplate` builds the same token layout for training and decoding:
+
+    [chat prefix ... instruction] <speech embeddings> [... chat suffix] transcript <eos>
+
+and the loss covers only the transcript tokens and the end-of-transcript token.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDERS = ("<speech>", "<image>", "<video>")
+IGNORE_INDEX = -100
+
+
+@dataclass
+class LLMConfig:
+    source: str = "smollm2-135m"  # a name from xasr.hub, a local dir or a Hugging Face id
+    lora_rank: int = 0  # 0 = the LLM stays fully frozen
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    system_prompt: Optional[str] = "You are a speech recognizer. Write exactly the words spoken, nothing else."
+    instruction: str = "Transcribe the speech: <speech>"
+
+
+class PromptTemplate:
+    """Token ids around modality placeholders, rendered through the model's chat template."""
+
+    def __init__(self, tokenizer, instruction: str, system_prompt: Optional[str] = None):
+        if not any(p in instruction for p in PLACEHOLDERS):
+            raise ValueError(f"the instruction must contain a placeholder such as <speech>: {instruction!r}")
+        self.tokenizer = tokenizer
+        messages = [{"role": "user", "content": instruction}]
+        if system_prompt:
+            messages.insert(0, {"role": "system", "content": system_prompt})
+        if getattr(tokenizer, "chat_template", None):
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:  # base models (e.g. GPT-2): plain text, BOS first where the model has one
+            text = (tokenizer.bos_token or "") + "\n".join(m["content"] for m in messages) + "\n"
+        self.text = text
+        self.segments: list[Union[str, list[int]]] = []
+        for piece in re.split("(" + "|".join(map(re.escape, PLACEHOLDERS)) + ")", text):
+            if piece in PLACEHOLDERS:
+                self.segments.append(piece)
+            elif piece:
+                self.segments.append(tokenizer(piece, add_special_tokens=False)["input_ids"])
+        if tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no end-of-sequence token to end transcripts with")
+        self.eos_token_id: int = tokenizer.eos_token_id
+
+    def transcript_ids(self, text: str) -> list[int]:
+        """Token ids of a transcript as the LLM should write it, without the end token."""
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        ids = [i for i in ids if i != self.eos_token_id]
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+
+def embedding_scale(model: nn.Module) -> float:
+    """Factor by which the input-embedding module scales looked-up rows (Gemma: sqrt(hidden)).
+
+    Speech embeddings bypass that module, so an adapter must produce vectors at this scale.
+    """
+    embeddings = model.get_input_embeddings()
+    ids = torch.arange(min(8, embeddings.weight.shape[0]))
+    with torch.no_grad():
+        looked_up = embeddings(ids).float()
+        raw = embeddings.weight[ids].float()
+    return float(looked_up.norm() / raw.norm().clamp_min(1e-12))
+
+
+class LLM(nn.Module):
+    """A causal LM fed with a mix of text-token and modality embeddings."""
+
+    def __init__(self, model: nn.Module, tokenizer, config: LLMConfig):
+        super().__init__()
+        self.config = config
+        self.tokenizer = tokenizer
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        model.eval()
+        if config.lora_rank > 0:
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(
+                r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                target_modules=list(config.lora_target_modules), task_type="CAUSAL_LM"))
+        self.model = model
+        self.template = PromptTemplate(tokenizer, config.instruction, config.system_prompt)
+        self.hidden_size: int = model.get_input_embeddings().weight.shape[1]
+        self.embedding_scale = embedding_scale(model)
+
+    @classmethod
+    def from_config(cls, config: LLMConfig) -> "LLM":
+        from xasr.hub import load_causal_lm
+
+        model, tokenizer = load_causal_lm(config.source)
+        return cls(model.float(), tokenizer, config)
+
+    def train(self, mode: bool = True) -> "LLM":
+        # frozen weights stay in eval mode (no dropout) unless LoRA is being trained
+        super().train(mode and self.config.lora_rank > 0)
+        return self
+
+    @property
+    def output_embeddings(self) -> nn.Module:
+        return self.model.get_output_embeddings()
+
+    def embed_ids(self, ids: Sequence[int]) -> torch.Tensor:
+        embeddings = self.model.get_input_embeddings()
+        return embeddings(torch.tensor(list(ids), dtype=torch.long, device=embeddings.weight.device))
+
+    def build_inputs(
+        self,
+        modalities: dict[str, Sequence[torch.Tensor]],
+        transcripts: Optional[Sequence[Sequence[int]]] = None,
+        padding_side: str = "right",
+    ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """Assemble a batch: `modalities` maps a placeholder to one [N_i, hidden] tensor per item.
+
+        With transcripts (training) the transcript and EOS follow the prompt and `labels` mark
+        them; without (decoding) the sequence ends where the LLM starts writing.
+        Returns inputs_embeds [B, L, H], attention_mask [B, L], labels [B, L] or None.
+        """
+        batch_size = len(next(iter(modalities.values())))
+        sequences, label_rows = [], []
+        for b in range(batch_size):
+            parts, labels = [], []
+            for segment in self.template.segments:
+                if isinstance(segment, str):
+                    if segment not in modalities:
+                        raise ValueError(f"the prompt has {segment} but no {segment} input was given")
+                    part = modalities[segment][b]
+                else:
+                    part = self.embed_ids(segment)
+                parts.append(part)
+                labels += [IGNORE_INDEX] * len(part)
+            if transcripts is not None:
+                target = list(transcripts[b]) + [self.template.eos_token_id]
+                parts.append(self.embed_ids(target))
+                labels += target
+            sequences.append(torch.cat(parts))
+            label_rows.append(labels)
+        return _pad(sequences, label_rows if transcripts is not None else None, padding_side)
+
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                labels: Optional[torch.Tensor] = None):
+        return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+
+    @torch.no_grad()
+    def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                 max_new_tokens: int, num_beams: int = 1, **kwargs) -> list[list[int]]:
+        """Token ids written after the prompt, one list per item (left-padded inputs)."""
+        output = self.model.generate(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+            num_beams=num_beams, do_sample=False, eos_token_id=self.template.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
+            else self.template.eos_token_id, **kwargs)
+        results = []
+        for row in output.tolist():
+            if self.template.eos_token_id in row:
+                row = row[: row.index(self.template.eos_token_id)]
+            results.append(row)
+        return results
+
+
+def _pad(sequences: list[torch.Tensor], labels: Optional[list[list[int]]], side: str):
+    longest = max(len(s) for s in sequences)
+    hidden = sequences[0].shape[-1]
+    embeds = sequences[0].new_zeros(len(sequences), longest, hidden)
+    mask = torch.zeros(len(sequences), longest, dtype=torch.long, device=embeds.device)
+    label_tensor = (torch.full((len(sequences), longest), IGNORE_INDEX, dtype=torch.long, device=embeds.device)
+                    if labels is not None else None)
+    for b, sequence in enumerate(sequences):
+        n = len(sequence)
+        span = slice(0, n) if side == "right" else slice(longest - n, longest)
+        embeds[b, span] = sequence
+        mask[b, span] = 1
+        if label_tensor is not None:
+            label_tensor[b, span] = torch.tensor(labels[b], dtype=torch.long)
+    return embeds, mask, label_tensor

@@ -1,0 +1,269 @@
+"""The composed X-LLM speech model: frozen encoder -> X2L adapter (C-Former or projector) -> frozen LLM."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xasr.adapters import CFormer, CFormerConfig, FrameStackProjector, ProjectorConfig
+from xasr.encoders import EncoderConfig, build_encoder
+from xasr.llm import LLM, LLMConfig
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "adapter.safetensors"
+LORA_DIR = "lora"
+
+
+@dataclass
+class LossConfig:
+    quantity: float = 1.0  # CIF quantity loss |sum(alpha) - N|
+    token: float = 1.0  # stage 1: each CIF vector predicts its token through the LLM's output embedding
+    llm: float = 1.0  # stage 2/3: LLM cross-entropy on the transcript
+    ctc: float = 0.0  # optional CTC over LLM tokens on the adapter input frames
+
+
+@dataclass
+class XASRConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    adapter: str = "cformer"  # "cformer" (CIF, token-synchronous) or "projector" (frame stacking)
+    cformer: CFormerConfig = field(default_factory=CFormerConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "XASRConfig":
+        return _from_dict(cls, data)
+
+
+def _from_dict(cls, data: dict):
+    """Rebuild nested dataclasses from `asdict` output; unknown keys are an error naming them."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} settings: {', '.join(sorted(unknown))}")
+    values = {}
+    for name, value in data.items():
+        default = names[name].default_factory() if names[name].default_factory is not dataclasses.MISSING else None
+        values[name] = _from_dict(type(default), value) if dataclasses.is_dataclass(default) else value
+    return cls(**values)
+
+
+@dataclass
+class Batch:
+    """What the model consumes: audio (or cached encoder features) and, for training, the text."""
+
+    ids: list[str]
+    waveforms: Optional[torch.Tensor] = None  # [B, T] at 16 kHz
+    waveform_lengths: Optional[torch.Tensor] = None
+    features: Optional[torch.Tensor] = None  # [B, F, D] frozen-encoder output, when cached
+    feature_lengths: Optional[torch.Tensor] = None
+    texts: Optional[list[str]] = None
+
+    def to(self, device: torch.device) -> "Batch":
+        moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in vars(self).items()}
+        return Batch(**moved)
+
+
+class XASRModel(nn.Module):
+    def __init__(self, config: XASRConfig, encoder: nn.Module, llm: LLM):
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.llm = llm
+        for parameter in self.encoder.parameters():
+            parameter.requires_grad_(False)
+        if config.adapter == "cformer":
+            adapter_config = dataclasses.replace(
+                config.cformer, input_dim=encoder.output_dim, llm_hidden_size=llm.hidden_size,
+                llm_embedding_scale=llm.embedding_scale)
+            self.adapter = CFormer(adapter_config)
+        elif config.adapter == "projector":
+            adapter_config = dataclasses.replace(
+                config.projector, input_dim=encoder.output_dim, llm_hidden_size=llm.hidden_size,
+                llm_embedding_scale=llm.embedding_scale)
+            self.adapter = FrameStackProjector(adapter_config)
+        else:
+            raise ValueError(f"unknown adapter '{config.adapter}': use 'cformer' or 'projector'")
+        vocab_size = llm.output_embeddings.weight.shape[0]
+        # CTC over LLM tokens from the encoder frames; the extra last class is the blank
+        self.ctc_head = nn.Linear(encoder.output_dim, vocab_size + 1) if config.loss.ctc > 0 else None
+
+    @classmethod
+    def from_config(cls, config: XASRConfig) -> "XASRModel":
+        return cls(config, build_encoder(config.encoder), LLM.from_config(config.llm))
+
+    def train(self, mode: bool = True) -> "XASRModel":
+        super().train(mode)
+        self.encoder.eval()  # frozen: no dropout, fixed statistics
+        self.llm.train(mode)
+        return self
+
+    # ---- encoding ---------------------------------------------------------------------------
+    def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frozen-encoder frames for the batch (computed, or taken from the cache)."""
+        if batch.features is not None:
+            return batch.features, batch.feature_lengths
+        with torch.no_grad():
+            return self.encoder(batch.waveforms, batch.waveform_lengths)
+
+    def transcript_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return [self.llm.template.transcript_ids(text) for text in texts]
+
+    # ---- training -----------------------------------------------------------------------------
+    def forward(self, batch: Batch, stage: int = 2) -> dict[str, torch.Tensor]:
+        """Weighted losses for one batch; `loss` is their sum. Stage 1 skips the LLM forward pass."""
+        features, feature_lengths = self.encode(batch)
+        targets = self.transcript_ids(batch.texts)
+        target_lengths = torch.tensor([len(t) for t in targets], device=features.device)
+        out = self.adapter(features, feature_lengths, target_lengths=target_lengths)
+        weights = self.config.loss
+        losses: dict[str, torch.Tensor] = {}
+        if out.cif is not None and out.cif.quantity_loss is not None:
+            losses["quantity"] = weights.quantity * out.cif.quantity_loss
+        if stage == 1:
+            if out.cif is None:
+                raise ValueError("stage 1 trains token-synchronous embeddings: it needs the C-Former adapter")
+            losses["token"] = weights.token * self._token_loss(out.embeddings, out.lengths, targets)
+        else:
+            embeds, mask, labels = self.llm.build_inputs(
+                {"<speech>": [e[:n] for e, n in zip(out.embeddings, out.lengths.tolist())]}, targets)
+            losses["llm"] = weights.llm * self.llm(embeds, mask, labels).loss
+        if self.ctc_head is not None:
+            losses["ctc"] = weights.ctc * self._ctc_loss(features, feature_lengths, targets)
+        losses["loss"] = sum(losses.values())
+        return losses
+
+    def _token_loss(self, embeddings: torch.Tensor, lengths: torch.Tensor, targets: list[list[int]]):
+        """Cross-entropy of each CIF vector, read through the LLM's output embedding, against its token."""
+        scale = self.llm.embedding_scale
+        rows = torch.cat([e[: len(t)] for e, t in zip(embeddings, targets)]) / scale
+        logits = self.llm.output_embeddings(rows)
+        labels = torch.tensor([i for t in targets for i in t], device=rows.device)
+        return F.cross_entropy(logits, labels)
+
+    def _ctc_loss(self, features, feature_lengths, targets):
+        log_probs = self.ctc_head(features).log_softmax(-1).transpose(0, 1)
+        blank = self.ctc_head.out_features - 1
+        flat = torch.tensor([i for t in targets for i in t], device=features.device)
+        target_lengths = torch.tensor([len(t) for t in targets], device=features.device)
+        return F.ctc_loss(log_probs, flat, feature_lengths, target_lengths, blank=blank, zero_infinity=True)
+
+    # ---- decoding -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, batch: Batch, num_beams: int = 1, **kwargs) -> list[dict]:
+        """Transcribe a batch: one dict per item with `text`, `token_ids` and the CIF output if any."""
+        features, feature_lengths = self.encode(batch)
+        out = self.adapter(features, feature_lengths)
+        speech = [e[:n] for e, n in zip(out.embeddings, out.lengths.tolist())]
+        embeds, mask, _ = self.llm.build_inputs({"<speech>": speech}, padding_side="left")
+        # room for every token the adapter announced (CIF fires once per token) plus slack; for the
+        # projector, about 4 tokens per second of frames
+        if out.cif is not None:
+            budget = out.lengths.max().item()
+        else:
+            seconds = feature_lengths.max().item() / self.encoder.frame_rate
+            budget = 4 * seconds
+        max_new_tokens = int(math.ceil(1.5 * budget)) + 8
+        token_ids = self.llm.generate(embeds, mask, max_new_tokens=max_new_tokens, num_beams=num_beams, **kwargs)
+        results = []
+        for b, ids in enumerate(token_ids):
+            result = {"id": batch.ids[b], "text": self.llm.template.decode(ids), "token_ids": ids}
+            if out.cif is not None:
+                result["cif_tokens"] = int(out.lengths[b])
+            results.append(result)
+        return results
+
+    # ---- model directories -----------------------------------------------------------------------
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Adapter (and CTC head) weights; LoRA weights are saved separately by peft."""
+        state = {f"adapter.{k}": v for k, v in self.adapter.state_dict().items()}
+        if self.ctc_head is not None:
+            state.update({f"ctc_head.{k}": v for k, v in self.ctc_head.state_dict().items()})
+        return state
+
+    def frozen_checksums(self) -> dict[str, str]:
+        from xasr.hub import weights_checksum
+
+        llm_base = self.llm.model.get_base_model() if self.config.llm.lora_rank > 0 else self.llm.model
+        llm_state = {k: v for k, v in llm_base.state_dict().items() if "lora_" not in k}
+        return {"encoder": weights_checksum(self.encoder), "llm": weights_checksum(llm_state)}
+
+    def save_pretrained(self, directory: Path | str) -> Path:
+        """config.json (sources + frozen-weight checksums) + adapter safetensors (+ LoRA), atomically."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+        try:
+            config = {"xasr_config": self.config.to_dict(), "frozen_checksums": self.frozen_checksums()}
+            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+            save_file({k: v.detach().contiguous().cpu() for k, v in self.trainable_state_dict().items()},
+                      str(tmp / WEIGHTS_FILE))
+            if self.config.llm.lora_rank > 0:
+                self.llm.model.save_pretrained(str(tmp / LORA_DIR))
+            if directory.exists():
+                shutil.rmtree(directory)
+            os.replace(tmp, directory)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path | str, encoder: Optional[nn.Module] = None, llm: Optional[LLM] = None,
+             check_frozen: bool = True) -> "XASRModel":
+        """Load a model directory; the frozen parts come from their sources (or are passed in)."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        if not (directory / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"{directory}: not an xasr model directory (no {CONFIG_FILE})")
+        saved = json.loads((directory / CONFIG_FILE).read_text())
+        config = XASRConfig.from_dict(saved["xasr_config"])
+        lora_rank = config.llm.lora_rank
+        if llm is None:
+            llm = LLM.from_config(dataclasses.replace(config.llm, lora_rank=0))
+        elif lora_rank > 0 and llm.config.lora_rank > 0:
+            raise ValueError("pass the LLM without LoRA; the model directory's adapters are loaded onto it")
+        encoder = encoder if encoder is not None else build_encoder(config.encoder)
+        base_config = dataclasses.replace(config, llm=dataclasses.replace(config.llm, lora_rank=0))
+        model = cls(base_config, encoder, llm)
+        if lora_rank > 0:
+            from peft import PeftModel
+
+            model.llm.model = PeftModel.from_pretrained(model.llm.model, str(directory / LORA_DIR))
+            model.config = config
+            model.llm.config = config.llm
+        if check_frozen:
+            expected, found = saved["frozen_checksums"], model.frozen_checksums()
+            for part in expected:
+                if expected[part] != found.get(part):
+                    raise ValueError(
+                        f"{directory}: the frozen {part} weights differ from those the model was trained with "
+                        f"({config.encoder.source if part == 'encoder' else config.llm.source}); "
+                        "load it with the same frozen weights")
+        state = load_file(str(directory / WEIGHTS_FILE))
+        model.adapter.load_state_dict({k[len("adapter."):]: v for k, v in state.items() if k.startswith("adapter.")})
+        if model.ctc_head is not None:
+            model.ctc_head.load_state_dict({k[len("ctc_head."):]: v for k, v in state.items()
+                                            if k.startswith("ctc_head.")})
+        return model.eval()

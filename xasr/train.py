@@ -1,0 +1,372 @@
+"""Training in X-LLM's stages, with exact resume, logs, curves and DDP via torchrun.
+
+Stage 1 (convert): the C-Former learns token-synchronous, language-like embeddings: CIF quantity
+    loss + each CIF vector predicting its LLM token through the frozen output embedding.
+Stage 2 (align): the frozen LLM transcribes from the adapter's embeddings (optionally with LoRA).
+Stage 3 (integrate): auxiliary modalities join; needs an image/video adapter in the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from lhotse import CutSet
+from lhotse.dataset import DynamicBucketingSampler
+from torch.nn.parallel import DistributedDataParallel
+
+from xasr.data.dataset import SpeechTextDataset
+from xasr.model import XASRModel
+
+log = logging.getLogger(__name__)
+
+STAGES = {1: "convert", 2: "align", 3: "integrate"}
+CHECKPOINT = "checkpoint.pt"
+LOG_FILE = "log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    stage: int = 1
+    num_epochs: int = 10
+    max_steps: Optional[int] = None  # stop after this many optimiser steps (all epochs together)
+    max_duration: float = 60.0  # seconds of audio per batch (per process)
+    num_buckets: int = 10
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.05  # cosine decays to lr * min_lr_ratio
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    accum_grad: int = 1
+    clip_grad: float = 5.0
+    seed: int = 42
+    log_every: int = 10
+    checkpoint_every: int = 100  # optimiser steps; also at every epoch end
+    bf16: bool = True  # autocast on GPU only
+
+
+def trainable_parameters(model: XASRModel, stage: int) -> list[torch.nn.Parameter]:
+    """The parameter set each stage trains; everything else is frozen for that stage."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage}: stages are 1 (convert), 2 (align), 3 (integrate)")
+    if stage == 3:
+        raise ValueError("stage 3 integrates image/video inputs, but this model has no image or video "
+                         "adapter; speech-only recipes stop after stage 2")
+    modules = [model.adapter] + ([model.ctc_head] if model.ctc_head is not None else [])
+    params = [p for m in modules for p in m.parameters()]
+    if stage == 2 and model.config.llm.lora_rank > 0:
+        params += [p for n, p in model.llm.named_parameters() if "lora_" in n]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+def lr_lambda(warmup_steps: int, total_steps: int, min_ratio: float):
+    """Linear warmup then cosine decay to `min_ratio`."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
+
+
+def _rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class DistributedContext:
+    """rank/world size from torchrun's environment; a no-op for a single process."""
+
+    def __init__(self):
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if torch.cuda.is_available():
+            self.device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device("cpu")
+        if self.world_size > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def mean(self, value: float) -> float:
+        if self.world_size == 1:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return float(tensor.item() / self.world_size)
+
+
+def _after_step(step: int) -> None:
+    """Called after every optimiser step (tests replace it to simulate a crash)."""
+
+
+def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: TrainConfig,
+          valid_cuts: Optional[CutSet] = None) -> Path:
+    """Train one stage in `exp_dir`, resuming from its checkpoint if there is one.
+
+    Returns the saved model directory `exp_dir/model`.
+    """
+    exp_dir = Path(exp_dir)
+    context = DistributedContext()
+    if context.is_main:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    model.to(context.device)
+    params = trainable_parameters(model, config.stage)
+    log.info("stage %d (%s): %.2fM trainable parameters on %s x%d", config.stage, STAGES[config.stage],
+             sum(p.numel() for p in params) / 1e6, context.device, context.world_size)
+
+    sampler = DynamicBucketingSampler(
+        train_cuts, max_duration=config.max_duration, shuffle=True,
+        num_buckets=max(2, min(config.num_buckets, len(train_cuts) // 2)),
+        seed=config.seed, rank=context.rank, world_size=context.world_size, drop_last=context.world_size > 1)
+    loader = torch.utils.data.DataLoader(SpeechTextDataset(), sampler=sampler, batch_size=None, num_workers=0)
+    total_steps = config.max_steps or _estimate_total_steps(train_cuts, config, context.world_size)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(config.warmup_steps, total_steps, config.min_lr_ratio))
+
+    step, epoch = 0, 0
+    checkpoint_path = exp_dir / CHECKPOINT
+    if checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location=context.device, weights_only=False)
+        if state["stage"] != config.stage:
+            raise ValueError(f"{checkpoint_path} belongs to stage {state['stage']}, not {config.stage}: "
+                             "use a separate exp dir per stage")
+        named = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in state["trainable"].items():
+                named[name].copy_(value)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["sampler"])
+        step, epoch = state["step"], state["epoch"]
+        _set_rng_state(state["rng"][min(context.rank, len(state["rng"]) - 1)])
+        if context.is_main:
+            _truncate_log(exp_dir / LOG_FILE, step)
+        log.info("resumed from %s at epoch %d, step %d", checkpoint_path, epoch, step)
+
+    ddp_model = (DistributedDataParallel(model, device_ids=[context.local_rank] if context.device.type == "cuda"
+                                         else None) if context.world_size > 1 else model)
+    writer = _summary_writer(exp_dir) if context.is_main else None
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.bf16 and context.device.type == "cuda")
+
+    def save_checkpoint() -> None:
+        rng = [_rng_state()]
+        if context.world_size > 1:
+            gathered = [None] * context.world_size
+            dist.all_gather_object(gathered, rng[0])
+            rng = gathered
+        if context.is_main:
+            _atomic_save({
+                "stage": config.stage, "step": step, "epoch": epoch,
+                "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "sampler": sampler.state_dict(), "rng": rng, "train_config": dataclasses.asdict(config),
+            }, checkpoint_path)
+
+    model.train()
+    start = time.time()
+    utterances = 0
+    done = config.max_steps is not None and step >= config.max_steps
+    while epoch < config.num_epochs and not done:
+        sampler.set_epoch(epoch)
+        micro_step = 0
+        summed: dict[str, float] = {}
+        optimizer.zero_grad(set_to_none=True)  # an incomplete accumulation never leaks into the next epoch
+        for batch in loader:
+            batch = batch.to(context.device)
+            with autocast:
+                losses = ddp_model(batch, stage=config.stage)
+            (losses["loss"] / config.accum_grad).backward()
+            for key, value in losses.items():
+                summed[key] = summed.get(key, 0.0) + float(value.detach()) / config.accum_grad
+            micro_step += 1
+            utterances += len(batch.ids)
+            if micro_step % config.accum_grad:
+                continue
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, config.clip_grad)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            record = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0],
+                      "grad_norm": float(grad_norm), "utterances_per_second": utterances / (time.time() - start)}
+            record.update({k: context.mean(v) for k, v in summed.items()})
+            summed = {}
+            if context.is_main:
+                _log_record(exp_dir, writer, record, step % config.log_every == 0 or step == 1)
+            if step % config.checkpoint_every == 0:
+                save_checkpoint()
+            _after_step(step)
+            if config.max_steps is not None and step >= config.max_steps:
+                done = True
+                break
+        if not done:
+            epoch += 1
+            if valid_cuts is not None and context.is_main:
+                valid = evaluate_loss(model, valid_cuts, config)
+                _log_record(exp_dir, writer, {"step": step, "epoch": epoch, **{f"valid_{k}": v for k, v in valid.items()}}, True)
+                model.train()
+        save_checkpoint()
+    if context.is_main:
+        model.save_pretrained(exp_dir / "model")
+        plot_training_curves(exp_dir / LOG_FILE, exp_dir / "training_curves.png")
+        if writer is not None:
+            writer.close()
+    if context.world_size > 1:
+        dist.barrier()
+    return exp_dir / "model"
+
+
+@torch.no_grad()
+def evaluate_loss(model: XASRModel, cuts: CutSet, config: TrainConfig) -> dict[str, float]:
+    """Mean losses over `cuts` (weighted by utterances)."""
+    from lhotse.dataset import SimpleCutSampler
+
+    model.eval()
+    device = next(model.adapter.parameters()).device
+    sampler = SimpleCutSampler(cuts, max_duration=config.max_duration)
+    dataset = SpeechTextDataset()
+    totals: dict[str, float] = {}
+    count = 0
+    for cut_batch in sampler:
+        batch = dataset[cut_batch].to(device)
+        losses = model(batch, stage=config.stage)
+        for k, v in losses.items():
+            totals[k] = totals.get(k, 0.0) + float(v) * len(batch.ids)
+        count += len(batch.ids)
+    return {k: v / max(count, 1) for k, v in totals.items()}
+
+
+def _estimate_total_steps(cuts: CutSet, config: TrainConfig, world_size: int) -> int:
+    seconds = sum(c.duration for c in cuts)
+    per_epoch = max(1, math.ceil(seconds / config.max_duration / world_size / config.accum_grad))
+    return per_epoch * config.num_epochs
+
+
+def _summary_writer(exp_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional: the JSONL log and PNG curves remain
+        log.warning("tensorboard is not installed: no event files (pip install tensorboard)")
+        return None
+    return SummaryWriter(str(exp_dir / "tensorboard"))
+
+
+def _truncate_log(log_file: Path, step: int) -> None:
+    """Drop records written after the checkpoint we resume from (they will be written again)."""
+    if log_file.is_file():
+        kept = [line for line in log_file.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        log_file.write_text("".join(line + "\n" for line in kept))
+
+
+def _log_record(exp_dir: Path, writer, record: dict, echo: bool) -> None:
+    with open(exp_dir / LOG_FILE, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    if writer is not None:
+        for key, value in record.items():
+            if key not in ("step", "epoch"):
+                writer.add_scalar(key, value, record["step"])
+    if echo:
+        log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+
+
+def plot_training_curves(log_file: Path, png: Path) -> Optional[Path]:
+    """Loss components (and validation losses) against steps, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not log_file.is_file():
+        return None
+    records = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    keys = sorted({k for r in records for k in r if k == "loss" or k.startswith("valid_") or k in
+                   ("quantity", "token", "llm", "ctc")})
+    fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=[3, 1])
+    for key in keys:
+        points = [(r["step"], r[key]) for r in records if key in r]
+        ax_loss.plot(*zip(*points), marker="o" if key.startswith("valid_") else None, label=key)
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_yscale("log")
+    ax_loss.legend()
+    ax_loss.grid(alpha=0.3)
+    lr = [(r["step"], r["lr"]) for r in records if "lr" in r]
+    if lr:
+        ax_lr.plot(*zip(*lr))
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png
+
+
+def load_config_file(path: Path | str, stage: int, overrides: Optional[list[str]] = None):
+    """Read a recipe YAML: `model:` (XASRConfig), `train:` (TrainConfig shared by all stages) and
+    `stage1:` / `stage2:` / `stage3:` (per-stage TrainConfig overrides). `overrides` are
+    `section.key=value` strings (values parsed as YAML), e.g. `stage1.num_epochs=2`.
+    """
+    import yaml
+
+    from xasr.model import XASRConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such config file")
+    data = yaml.safe_load(path.read_text()) or {}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override '{item}' is not of the form section.key=value")
+        node = data
+        *parents, leaf = key.split(".")
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = yaml.safe_load(value)
+    unknown = set(data) - {"model", "train", "stage1", "stage2", "stage3"}
+    if unknown:
+        raise ValueError(f"{path}: unknown sections {', '.join(sorted(unknown))}")
+    model_config = XASRConfig.from_dict(data.get("model", {}))
+    train_fields = {**data.get("train", {}), **data.get(f"stage{stage}", {}), "stage": stage}
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    bad = set(train_fields) - names
+    if bad:
+        raise ValueError(f"{path}: unknown training settings {', '.join(sorted(bad))}")
+    return model_config, TrainConfig(**train_fields)
