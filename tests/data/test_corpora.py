@@ -31,6 +31,7 @@ def test_tsv_corpus(tmp_path):
     assert split.recordings["a1"].sampling_rate == 8000
     assert split.recordings["a1"].duration == pytest.approx(0.3)
     cut = next(iter(split.cuts))
+    assert sorted(c.id for c in split.cuts) == ["a1", "b2"]  # cut ids are the utterance ids
     assert cut.resample(16000).load_audio().shape == (1, 4800)
 
 

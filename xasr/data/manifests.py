@@ -24,7 +24,10 @@ class CorpusSplit:
 
     @property
     def cuts(self) -> CutSet:
-        return CutSet.from_manifests(recordings=self.recordings, supervisions=self.supervisions)
+        cuts = CutSet.from_manifests(recordings=self.recordings, supervisions=self.supervisions)
+        # one utterance per recording: the cut takes the utterance's id, so hypotheses written per
+        # cut match the references in the supervisions manifest
+        return CutSet.from_cuts(c.with_id(c.supervisions[0].id) if len(c.supervisions) == 1 else c for c in cuts)
 
     def __len__(self) -> int:
         return len(self.recordings)
