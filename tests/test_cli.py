@@ -55,3 +55,28 @@ def test_prepare_missing_corpus_is_one_clear_line(tmp_path):
     result = runner.invoke(app, ["prepare", "fsdd", str(tmp_path / "absent"), str(tmp_path / "out")])
     assert result.exit_code == 1
     assert result.output.strip().endswith("absent: no such directory")
+
+
+def test_prepare_fsdd_then_score_self_and_corrupted(shared_data, tmp_path):
+    import gzip
+    import json
+
+    out = tmp_path / "fsdd"
+    assert runner.invoke(app, ["prepare", "fsdd", str(shared_data / "fsdd"), str(out)]).exit_code == 0
+    ref = out / "fsdd_supervisions_test.jsonl.gz"
+    sups = sorted((json.loads(line) for line in gzip.open(ref, "rt")), key=lambda s: s["id"])
+    (tmp_path / "self.jsonl").write_text("".join(json.dumps({"id": s["id"], "text": s["text"]}) + "\n" for s in sups))
+    result = runner.invoke(app, ["score", str(ref), str(tmp_path / "self.jsonl")])
+    assert result.exit_code == 0 and "%WER 0.00 [0 / 250, 0 ins, 0 del, 0 sub]" in result.output
+    lines = []
+    for i, s in enumerate(sups):
+        if i < 7:
+            continue  # 7 missing hypotheses -> 7 deletions
+        text = {"zero": "one"}.get(s["text"], "zero") if i < 18 else s["text"]  # 11 substitutions
+        lines.append(f"{s['id']} {text}{' again' if 18 <= i < 21 else ''}")  # 3 insertions
+    (tmp_path / "text").write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["score", str(ref), str(tmp_path / "text"), "--output-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "%WER 8.40 [21 / 250, 3 ins, 7 del, 11 sub]" in result.output
+    assert (tmp_path / "r" / "errs-fsdd_supervisions_test-xasr.txt").read_text().startswith(
+        "%WER = 8.40\nErrors: 3 insertions, 7 deletions, 11 substitutions, over 250 reference words (232 correct)\n")
