@@ -123,9 +123,6 @@ def prepare_aishell_command(
     _save(splits, output_dir, "aishell")
 
 
-# --- tts prepare command (xasr/data/tts.py) ---
-
-
 @prepare_app.command("tts")
 def prepare_tts_command(
     text_file: Path = typer.Argument(..., help="Sentences: id<TAB>text tsv, or one sentence a line."),
@@ -155,9 +152,6 @@ def prepare_tts_command(
     if stats.failures:
         _fail(f"{len(stats.failures)} utterance(s) could not be synthesized (listed above); "
               "re-run to retry them")
-
-
-# --- score command (xasr/score.py) ---
 
 
 @app.command("score")

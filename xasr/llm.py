@@ -135,16 +135,17 @@ class LLM(nn.Module):
         Returns inputs_embeds [B, L, H], attention_mask [B, L], labels [B, L] or None.
         """
         batch_size = len(next(iter(modalities.values())))
+        for segment in self.template.segments:
+            if isinstance(segment, str) and segment not in modalities:
+                raise ValueError(f"the prompt has {segment} but no {segment} input was given")
+        # the prompt's text pieces are the same for every item: embed them once per batch
+        prompt = [segment if isinstance(segment, str) else self.embed_ids(segment)
+                  for segment in self.template.segments]
         sequences, label_rows = [], []
         for b in range(batch_size):
             parts, labels = [], []
-            for segment in self.template.segments:
-                if isinstance(segment, str):
-                    if segment not in modalities:
-                        raise ValueError(f"the prompt has {segment} but no {segment} input was given")
-                    part = modalities[segment][b]
-                else:
-                    part = self.embed_ids(segment)
+            for segment in prompt:
+                part = modalities[segment][b] if isinstance(segment, str) else segment
                 parts.append(part)
                 labels += [IGNORE_INDEX] * len(part)
             if transcripts is not None:
