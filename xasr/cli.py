@@ -216,10 +216,145 @@ def train_command(
     else:
         model = XASRModel.from_config(model_config)
     if feature_cache is not None:
+        if not model.config.encoder.frozen:
+            _fail("--feature-cache caches a frozen encoder's outputs, but this model trains its encoder; drop it")
         for name in list(cuts):
             cuts[name] = cache_encoder_features(model.encoder, cuts[name], feature_cache / name)
     model_dir = train(model, cuts["train"], exp_dir, train_config, valid_cuts=cuts.get("valid"))
     typer.echo(f"model saved to {model_dir}")
+
+
+@app.command("decode")
+def decode_command(
+    inputs: List[str] = typer.Argument(None, help="Audio files, directories (searched recursively) or globs."),
+    model: str = typer.Option(..., help="Model directory (EXP_DIR/model from xasr train) or Hugging Face id."),
+    manifest: Optional[Path] = typer.Option(None, help="lhotse cuts manifest to decode."),
+    wav_scp: Optional[Path] = typer.Option(None, help="Kaldi wav.scp (utterance-id path per line)."),
+    output_dir: Optional[Path] = typer.Option(None, help="Write the transcripts here."),
+    output_format: List[str] = typer.Option(
+        [], "--format", help="txt, jsonl, srt or vtt (repeatable or comma-separated); default jsonl with --output-dir."),
+    ref: Optional[Path] = typer.Option(None, help="References (manifest or tsv): also write WER/CER reports."),
+    name: Optional[str] = typer.Option(None, help="Test set name in the report file names (with --ref)."),
+    suffix: str = typer.Option("xasr", help="Settings name in the report file names (with --ref)."),
+    beam: int = typer.Option(1, help="Beam size; 1 is greedy search with a KV cache."),
+    batch_seconds: float = typer.Option(120.0, help="Seconds of (padded) audio per batch."),
+    vad: str = typer.Option("auto", help="auto (split inputs longer than --max-segment-seconds), always or never."),
+    max_segment_seconds: float = typer.Option(30.0, help="Longest segment decoded in one piece."),
+    context: Optional[str] = typer.Option(None, help="Text given to the LLM with the speech (topic, names)."),
+    hotwords: List[str] = typer.Option([], help="Words the speech may contain (repeatable or comma-separated)."),
+    int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantisation of the encoder and LLM (CPU)."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1 ..."),
+    max_audio_hours: float = typer.Option(24.0, help="Refuse inputs longer than this."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Transcribe audio with timestamps; long files are split by voice activity. Prints id<TAB>text."""
+    import time
+
+    from xasr.decode import DecodeOptions, collect_inputs, load_model, transcribe
+    from xasr.writers import TranscriptWriter
+
+    formats = [f.strip() for spec in output_format for f in spec.split(",") if f.strip()]
+    if output_dir is not None and not formats:
+        formats = ["jsonl"]
+    if formats and output_dir is None:
+        _fail("--format needs --output-dir")
+    if ref is not None and "jsonl" not in formats:
+        if output_dir is None:
+            _fail("--ref needs --output-dir (the reports are written there)")
+        formats.append("jsonl")
+    if vad not in ("auto", "always", "never"):
+        _fail(f"--vad {vad}: use auto, always or never")
+    try:
+        items, problems = collect_inputs(inputs or [], manifest, wav_scp)
+    except (OSError, ValueError) as e:
+        _fail(str(e))
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    if not items:
+        _fail("nothing to decode: give audio files, directories, globs, --manifest or --wav-scp")
+    try:
+        asr = load_model(model, device=device, int8=int8)
+        writer = TranscriptWriter(output_dir, formats) if output_dir is not None else None
+    except (FileNotFoundError, ValueError, OSError) as e:
+        _fail(str(e))
+    options = DecodeOptions(
+        num_beams=beam, batch_seconds=batch_seconds, vad=vad, max_segment_seconds=max_segment_seconds,
+        context=context, hotwords=[w for spec in hotwords for w in spec.split(",") if w.strip()],
+        max_audio_hours=max_audio_hours)
+    started, audio_seconds, failed, complete = time.time(), 0.0, 0, False
+    try:
+        for transcript in transcribe(asr, items, options, progress=progress):
+            if transcript.error is not None:
+                failed += 1
+                typer.echo(f"error: {transcript.error}", err=True)
+            elif transcript.notice is not None:
+                typer.echo(f"note: {transcript.notice}", err=True)
+            if writer is not None:
+                writer.write(transcript)
+            if transcript.error is None:
+                typer.echo(f"{transcript.id}\t{transcript.text}")
+            audio_seconds += transcript.duration
+        complete = True
+    finally:
+        if writer is not None:
+            kept = writer.close(complete=complete)
+            if not complete and kept is not None:
+                typer.echo(f"interrupted: the finished transcripts are in {kept}", err=True)
+    wall = time.time() - started
+    rtf = wall / audio_seconds if audio_seconds else float("nan")
+    typer.echo(f"decoded {len(items) - failed} of {len(items)} inputs: {audio_seconds:.1f} s of audio "
+               f"in {wall:.1f} s (RTF {rtf:.3f})", err=True)
+    if ref is not None:
+        from xasr.score import default_set_name, load_hypotheses, load_references, score, write_reports
+
+        try:
+            result = score(load_references(ref), load_hypotheses(writer.jsonl_path))
+            paths = write_reports(result, output_dir, name or default_set_name(ref), suffix)
+        except (FileNotFoundError, ValueError, OSError) as e:
+            _fail(str(e))
+        typer.echo(f"{result.summary()} ({result.level} level)", err=True)
+        for path in paths:
+            typer.echo(f"wrote {path}", err=True)
+    if failed or problems:
+        _fail(f"{failed + len(problems)} input(s) could not be decoded (listed above)")
+
+
+@app.command("cache-features")
+def cache_features_command(
+    config: Path = typer.Argument(..., help="Recipe YAML; its model: section names the frozen encoder."),
+    cuts: Path = typer.Option(..., help="Cuts manifest (.jsonl.gz) to encode."),
+    output_dir: Path = typer.Option(..., help="Writes features.h5 and cuts.jsonl.gz (the cuts carrying them) here."),
+    batch_duration: float = typer.Option(60.0, help="Seconds of audio per encoder batch."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ...; default cuda when available."),
+    override: List[str] = typer.Option([], "--set", help="Config override section.key=value, repeatable."),
+) -> None:
+    """Run the frozen encoder once over CUTS and store its outputs; train on OUTPUT_DIR/cuts.jsonl.gz.
+
+    Does nothing when OUTPUT_DIR/cuts.jsonl.gz already exists (delete the folder to recompute).
+    """
+    if (output_dir / "cuts.jsonl.gz").is_file():
+        typer.echo(f"encoder features already cached: {output_dir / 'cuts.jsonl.gz'}")
+        return
+    import torch
+    from lhotse import CutSet
+
+    from xasr.data.dataset import cache_encoder_features
+    from xasr.encoders import build_encoder
+    from xasr.train import load_config_file
+
+    if not cuts.is_file():
+        _fail(f"{cuts}: no such file")
+    try:
+        model_config, _ = load_config_file(config, 1, override)
+        cut_set = CutSet.from_file(cuts)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    if not model_config.encoder.frozen:
+        _fail(f"{config}: the encoder is trained (frozen: false), so its outputs cannot be cached")
+    encoder = build_encoder(model_config.encoder).eval()
+    encoder.to(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
+    cached = cache_encoder_features(encoder, cut_set, output_dir, batch_duration=batch_duration)
+    typer.echo(f"cached the encoder features of {len(cached)} cuts: {output_dir / 'cuts.jsonl.gz'}")
 
 
 @app.command("info")

@@ -1,61 +1,442 @@
-"""Batched decoding of lhotse cuts into hypothesis records, written as JSON lines as they come."""
+"""Transcribe audio with an xasr model: gather inputs, segment long audio, batch, generate, time words.
+
+    inputs (files, dirs, globs, a manifest, a wav.scp)
+      -> segments (the whole input, or voice-activity segments of long audio, in file time)
+      -> batches of similar duration -> XASRModel.generate -> words timed by the CIF weights
+      -> one `Transcript` per input, in input order
+
+Audio is read one input at a time and decoded in pools of a few minutes, so memory stays bounded
+whatever the number or length of the inputs. A bad input becomes a `Transcript` with an `error`;
+the others carry on.
+"""
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import glob
 import logging
-import os
+import math
+import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, Optional, Sequence, Union
 
+import numpy as np
+import soundfile as sf
 import torch
-from lhotse import CutSet
-from lhotse.dataset import SimpleCutSampler
-from tqdm import tqdm
 
-from xasr.data.dataset import SpeechTextDataset
-from xasr.model import XASRModel
+from xasr.audio import SAMPLE_RATE, AudioError, load_audio, to_mono_16k
+from xasr.model import Batch, GenerationOptions, XASRModel
 
 log = logging.getLogger(__name__)
 
-
-def decode_cuts(model: XASRModel, cuts: CutSet, max_duration: float = 60.0,
-                num_beams: int = 1) -> Iterator[dict]:
-    """Yield `{"id", "text", "duration", ...}` per cut, batching cuts of similar length."""
-    model.eval()
-    device = next(model.adapter.parameters()).device
-    cuts = cuts.to_eager().sort_by_duration(ascending=False)
-    durations = {cut.id: cut.duration for cut in cuts}
-    dataset = SpeechTextDataset()
-    with tqdm(total=len(cuts), desc="decoding", unit="utt") as bar:
-        for cut_batch in SimpleCutSampler(cuts, max_duration=max_duration):
-            batch = dataset[cut_batch]
-            batch.texts = None
-            for result in model.generate(batch.to(device), num_beams=num_beams):
-                result["duration"] = durations[result["id"]]
-                yield result
-            bar.update(len(cut_batch))
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".sph")
+SILENCE_PEAK = 1e-4  # digital silence: no sample above about -80 dBFS
 
 
-def write_hypotheses(results: Iterator[dict], path: Path | str) -> dict:
-    """Write `{"id", "text"}` JSON lines (flushed per line, renamed into place at the end).
+@dataclass
+class DecodeOptions:
+    num_beams: int = 1  # 1 = greedy with a KV cache
+    batch_seconds: float = 120.0  # padded audio per batch
+    pool_seconds: float = 600.0  # audio read ahead and sorted by duration before decoding
+    vad: str = "auto"  # auto: segment inputs longer than max_segment_seconds; always; never
+    max_segment_seconds: float = 30.0
+    context: Optional[str] = None  # free text given to the LLM with the speech (topic, names)
+    hotwords: list[str] = field(default_factory=list)  # words the speech may contain
+    max_audio_hours: float = 24.0  # longer inputs are refused rather than started
+    timestamp_margin: float = 0.1  # in tokens: a word starts/ends this far inside its CIF weight
+    generation: GenerationOptions = field(default_factory=GenerationOptions)
 
-    Returns audio seconds, wall seconds and the real-time factor.
+    def prompt_context(self) -> Optional[str]:
+        """The context text the LLM sees (None when there is none)."""
+        parts = []
+        if self.context:
+            parts.append(f"Context: {self.context.strip()}")
+        if self.hotwords:
+            parts.append("Words that may occur: " + ", ".join(w.strip() for w in self.hotwords if w.strip()))
+        return "\n".join(parts) or None
+
+
+@dataclass
+class AudioInput:
+    """One thing to transcribe: a file, an array (16 kHz mono) or a lhotse cut."""
+
+    id: str
+    path: Optional[Path] = None
+    samples: Optional[np.ndarray] = None
+    cut: Optional[object] = None
+
+    @property
+    def name(self) -> str:
+        return str(self.path) if self.path is not None else self.id
+
+
+@dataclass
+class Word:
+    word: str
+    start: float
+    end: float
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+    words: list[Word] = field(default_factory=list)
+
+
+@dataclass
+class Transcript:
+    id: str
+    text: str = ""
+    segments: list[Segment] = field(default_factory=list)
+    duration: float = 0.0  # seconds of audio
+    decode_seconds: float = 0.0  # this input's share of the decoding wall time
+    error: Optional[str] = None  # one line naming the input and the problem
+    notice: Optional[str] = None  # e.g. no speech found (not an error)
+    path: Optional[str] = None
+
+    @property
+    def words(self) -> list[Word]:
+        return [w for s in self.segments for w in s.words]
+
+    def to_dict(self) -> dict:
+        data = {"id": self.id, "text": self.text,
+                "words": [dataclasses.asdict(w) for w in self.words],
+                "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in self.segments],
+                "duration": round(self.duration, 3),
+                "timing": {"decode_seconds": round(self.decode_seconds, 3),
+                           "rtf": round(self.decode_seconds / self.duration, 4) if self.duration else None}}
+        if self.path is not None:
+            data["path"] = self.path
+        if self.error is not None:
+            data["error"] = self.error
+        return data
+
+
+# ---- inputs -----------------------------------------------------------------------------------------
+def collect_inputs(paths: Sequence[str] = (), manifest: Optional[Path] = None,
+                   wav_scp: Optional[Path] = None) -> tuple[list[AudioInput], list[str]]:
+    """Expand files, directories (searched recursively for audio) and globs; read a lhotse cuts
+    manifest or a Kaldi wav.scp. Returns the inputs and one line per argument that matched nothing.
+
+    A named file that does not exist stays an input, so that it is reported like any bad file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    start, audio_seconds, count = time.time(), 0.0, 0
-    with open(tmp, "w", encoding="utf-8") as f, torch.inference_mode():
-        for result in results:
-            f.write(json.dumps({"id": result["id"], "text": result["text"]}, ensure_ascii=False) + "\n")
-            f.flush()
-            audio_seconds += result.get("duration", 0.0)
-            count += 1
-    os.replace(tmp, path)
-    wall = time.time() - start
-    stats = {"utterances": count, "audio_seconds": audio_seconds, "wall_seconds": wall,
-             "rtf": wall / audio_seconds if audio_seconds else float("nan")}
-    log.info("decoded %d utterances, %.1f s of audio in %.1f s (RTF %.3f)", count, audio_seconds, wall, stats["rtf"])
-    return stats
+    files: list[Path] = []
+    problems: list[str] = []
+    for arg in paths:
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            if not found:
+                problems.append(f"{arg}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this directory")
+            files += found
+        elif not path.exists() and any(c in arg for c in "*?["):
+            found = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
+            if not found:
+                problems.append(f"{arg}: no files match this pattern")
+            files += found
+        else:
+            files.append(path)
+    inputs = [AudioInput(id=i, path=p) for i, p in zip(unique_ids(files), files)]
+    if wav_scp is not None:
+        for number, line in enumerate(Path(wav_scp).read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split(maxsplit=1)
+            if len(parts) != 2 or parts[1].rstrip().endswith("|"):
+                problems.append(f"{wav_scp}:{number}: expected 'utterance-id path' (pipes are not supported)")
+                continue
+            inputs.append(AudioInput(id=parts[0], path=Path(parts[1].strip())))
+    if manifest is not None:
+        from lhotse import CutSet
+
+        cuts = CutSet.from_file(manifest)
+        inputs += [AudioInput(id=cut.id, cut=cut) for cut in cuts]
+        if len(cuts) == 0:
+            problems.append(f"{manifest}: the manifest has no cuts")
+    return inputs, problems
+
+
+def unique_ids(paths: Sequence[Path]) -> list[str]:
+    """File stems as ids; a stem used twice gets its parent folders prepended until unique."""
+    ids = [p.stem for p in paths]
+    depth = 1
+    while len(set(ids)) < len(ids) and depth < 8:
+        seen: dict[str, int] = {}
+        for i in ids:
+            seen[i] = seen.get(i, 0) + 1
+        ids = ["_".join([*p.parent.parts[-depth:], p.stem]) if seen[i] > 1 else i for p, i in zip(paths, ids)]
+        depth += 1
+    return [f"{i}-{n}" if ids.count(i) > 1 else i for n, i in enumerate(ids)]
+
+
+def as_inputs(items: Iterable[Union[str, Path, np.ndarray, tuple]]) -> list[AudioInput]:
+    """Python-API inputs: paths, 16 kHz mono arrays, or (array, sample_rate) pairs."""
+    paths, inputs = [], []
+    for n, item in enumerate(items):
+        if isinstance(item, (str, Path)):
+            paths.append(str(item))
+            continue
+        if isinstance(item, tuple):
+            samples, rate = item
+            samples = to_mono_16k(np.asarray(samples, dtype=np.float32), rate)
+        else:
+            samples = np.asarray(item, dtype=np.float32)
+            if samples.ndim != 1:
+                raise ValueError(f"input {n}: expected a 1-D 16 kHz array, got shape {samples.shape}; "
+                                 "pass (array, sample_rate) for other rates or channels")
+        inputs.append(AudioInput(id=f"array-{n}", samples=samples))
+    expanded, problems = collect_inputs(paths)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return expanded + inputs
+
+
+# ---- segmentation -----------------------------------------------------------------------------------
+def _duration(item: AudioInput) -> float:
+    if item.samples is not None:
+        return len(item.samples) / SAMPLE_RATE
+    if item.cut is not None:
+        return float(item.cut.duration)
+    try:
+        return sf.info(str(item.path)).duration
+    except Exception:
+        return math.nan  # load_audio below names the problem
+
+
+def _load(item: AudioInput) -> np.ndarray:
+    if item.samples is not None:
+        return item.samples
+    if item.cut is not None:
+        from xasr.data.dataset import cut_waveform
+
+        try:
+            return cut_waveform(item.cut)
+        except Exception as e:  # lhotse raises many kinds
+            raise AudioError(item.id, f"cannot load the cut's audio ({str(e).splitlines()[0][:200]})") from None
+    return load_audio(item.path)
+
+
+def iter_segments(item: AudioInput, options: DecodeOptions) -> Iterator[tuple[float, np.ndarray]]:
+    """(start seconds, 16 kHz samples) of the parts of an input to decode.
+
+    Short inputs are decoded whole (if any speech is found in them); long ones, or all with
+    `vad="always"`, are split into voice-activity segments, read block by block from files.
+    """
+    duration = _duration(item)
+    if duration > options.max_audio_hours * 3600:
+        raise AudioError(item.name, f"too long ({duration / 3600:.1f} h > {options.max_audio_hours:g} h); "
+                                    "raise --max-audio-hours to decode it")
+    if options.vad == "never":
+        yield 0.0, _load(item)
+        return
+    from xasr.vad import VADConfig, iter_speech_segments, speech_segments
+
+    vad_config = VADConfig(max_segment_seconds=options.max_segment_seconds)
+    long_form = options.vad == "always" or not duration <= options.max_segment_seconds
+    if long_form and item.path is not None:
+        for segment in iter_speech_segments(item.path, vad_config):
+            yield segment.start, segment.samples
+        return
+    samples = _load(item)
+    if long_form:
+        for segment in speech_segments(samples, vad_config):
+            yield segment.start, segment.samples
+    elif np.abs(samples).max(initial=0.0) > SILENCE_PEAK and speech_segments(samples, vad_config):
+        yield 0.0, samples  # short: decoded whole, once some speech is found in it
+
+
+# ---- timestamps -------------------------------------------------------------------------------------
+def level_crossings(alphas: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """Fractional frame index at which the accumulated CIF weight reaches each level (in tokens)."""
+    cumulative = torch.cumsum(alphas.double(), 0)
+    if len(cumulative) == 0:
+        return torch.zeros(len(levels))
+    previous = torch.nn.functional.pad(cumulative[:-1], (1, 0))
+    frame = torch.searchsorted(cumulative, levels.double()).clamp(max=len(cumulative) - 1)
+    start = previous[frame]
+    width = (cumulative[frame] - start).clamp_min(1e-12)
+    return (frame + ((levels.double() - start) / width).clamp(0, 1)).float()
+
+
+def token_times(alphas: torch.Tensor, num_tokens: int, frame_rate: float,
+                margin: float = 0.1) -> list[tuple[float, float]]:
+    """(start, end) seconds of each written token from the CIF weights of its segment.
+
+    The CIF weight accumulated over a segment counts its tokens; written token k of n is given
+    the k-th n-th of that weight, starting/ending `margin` of a token inside it, where the weight
+    of silence before and after it does not reach.
+    """
+    if num_tokens == 0:
+        return []
+    total = float(alphas.sum())
+    step = total / num_tokens
+    k = torch.arange(num_tokens, dtype=torch.float64)
+    starts = level_crossings(alphas, (k + margin) * step) / frame_rate
+    ends = level_crossings(alphas, (k + 1 - margin) * step) / frame_rate
+    return [(float(s), float(max(e, s))) for s, e in zip(starts, ends)]
+
+
+def words_with_times(tokenizer, token_ids: Sequence[int], times: Sequence[tuple[float, float]],
+                     offset: float) -> tuple[str, list[Word]]:
+    """Decoded text and its whitespace-separated words, each timed by the tokens it is made of."""
+    spans, text = [], ""
+    for k in range(len(token_ids)):  # character span of each token in the decoded text
+        upto = tokenizer.decode(token_ids[: k + 1], skip_special_tokens=True)
+        spans.append((len(text), len(upto)))
+        text = upto
+    words = []
+    for match in re.finditer(r"\S+", text):
+        tokens = [k for k, (a, b) in enumerate(spans) if a < match.end() and b > match.start()]
+        if tokens and times:
+            start, end = times[tokens[0]][0], times[tokens[-1]][1]
+        else:
+            start = end = 0.0
+        words.append(Word(match.group(), round(offset + start, 3), round(offset + end, 3)))
+    return text.strip(), words
+
+
+def strip_context(text: str, context: Optional[str]) -> str:
+    """Remove the prompt's context when the LLM copies it into the transcript."""
+    if not context or not text:
+        return text
+    for line in context.splitlines():
+        line = line.strip()
+        for candidate in (line, line.split(":", 1)[-1].strip()):
+            if len(candidate) > 3 and text.lower().startswith(candidate.lower()):
+                text = text[len(candidate):].lstrip(" .,:;\n")
+    return text
+
+
+# ---- decoding ---------------------------------------------------------------------------------------
+@dataclass
+class _Piece:
+    input_index: int
+    start: float
+    samples: np.ndarray
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+
+def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions) -> list[tuple[Segment, float]]:
+    """Decode segments in duration-sorted batches; returns (segment, wall-seconds share) per piece."""
+    from xasr.data.dataset import pad_stack
+
+    device = next(model.adapter.parameters()).device
+    context = options.prompt_context()
+    order = sorted(range(len(pieces)), key=lambda i: -pieces[i].seconds)
+    results: list = [None] * len(pieces)
+    position = 0
+    while position < len(order):
+        longest = pieces[order[position]].seconds
+        size = max(1, int(options.batch_seconds // max(longest, 1e-3)))
+        chosen = order[position: position + size]
+        position += size
+        started = time.time()
+        waveforms, lengths = pad_stack([pieces[i].samples for i in chosen])
+        batch = Batch(ids=[str(i) for i in chosen], waveforms=waveforms, waveform_lengths=lengths).to(device)
+        outputs = model.generate(batch, num_beams=options.num_beams, context=context, options=options.generation)
+        wall = time.time() - started
+        total_seconds = sum(pieces[i].seconds for i in chosen)
+        for i, out in zip(chosen, outputs):
+            piece = pieces[i]
+            ids = out["token_ids"]
+            times = (token_times(out["alphas"], len(ids), model.encoder.frame_rate, options.timestamp_margin)
+                     if "alphas" in out else [])
+            text, words = words_with_times(model.llm.tokenizer, ids, times, piece.start)
+            cleaned = strip_context(text, context)
+            if cleaned != text:  # the copied context is gone: keep the words of what is left
+                words = words[len(words) - len(cleaned.split()):] if cleaned else []
+                text = cleaned
+            segment = Segment(round(piece.start, 3), round(piece.start + piece.seconds, 3), text, words)
+            results[i] = (segment, wall * piece.seconds / max(total_seconds, 1e-9))
+    return results
+
+
+def transcribe(model: XASRModel, inputs: Sequence[AudioInput], options: Optional[DecodeOptions] = None,
+               progress: bool = True) -> Iterator[Transcript]:
+    """Yield one `Transcript` per input, in input order, as soon as each is complete."""
+    from tqdm import tqdm
+
+    options = options or DecodeOptions()
+    model.eval()
+    transcripts = [Transcript(id=item.id, path=str(item.path) if item.path else None) for item in inputs]
+    pool: list[_Piece] = []
+    next_to_emit = 0
+    bar = tqdm(total=len(inputs), desc="decoding", unit="file", disable=not progress)
+
+    def flush() -> None:
+        for piece, (segment, seconds) in zip(pool, decode_pieces(model, pool, options) if pool else []):
+            transcript = transcripts[piece.input_index]
+            transcript.segments.append(segment)
+            transcript.decode_seconds += seconds
+        pool.clear()
+
+    def finished(upto: int) -> Iterator[Transcript]:
+        nonlocal next_to_emit
+        while next_to_emit < upto:
+            transcript = transcripts[next_to_emit]
+            transcript.segments.sort(key=lambda s: s.start)
+            transcript.text = " ".join(s.text for s in transcript.segments if s.text)
+            if transcript.error is None and not transcript.segments:
+                transcript.notice = f"{inputs[next_to_emit].name}: no speech found (empty transcript)"
+            bar.update(1)
+            next_to_emit += 1
+            yield transcript
+
+    with torch.inference_mode():
+        for index, item in enumerate(inputs):
+            transcript = transcripts[index]
+            try:
+                transcript.duration = _duration(item)
+                for start, samples in iter_segments(item, options):
+                    pool.append(_Piece(index, start, samples))
+                    if sum(p.seconds for p in pool) >= options.pool_seconds:
+                        flush()
+                        yield from finished(index)
+                if math.isnan(transcript.duration):
+                    transcript.duration = 0.0
+            except (AudioError, OSError, ValueError) as e:
+                transcript.error = str(e) if isinstance(e, AudioError) else f"{item.name}: {e}"
+                transcript.segments = []
+                transcript.duration = 0.0 if math.isnan(transcript.duration) else transcript.duration
+                pool[:] = [p for p in pool if p.input_index != index]
+            if sum(p.seconds for p in pool) >= options.pool_seconds:
+                flush()
+                yield from finished(index + 1)
+        flush()
+        yield from finished(len(inputs))
+    bar.close()
+
+
+def load_model(name_or_dir: Union[str, Path], device: Union[str, torch.device] = "cpu",
+               int8: bool = False) -> XASRModel:
+    """An xasr model from a local directory (what `xasr train` writes) or a Hugging Face repo id.
+
+    `int8` quantises the frozen encoder's and LLM's linear layers dynamically (CPU only).
+    """
+    directory = Path(name_or_dir)
+    if not directory.is_dir():
+        if directory.exists() or str(name_or_dir).startswith((".", "/")) or str(name_or_dir).count("/") != 1:
+            raise FileNotFoundError(f"{name_or_dir}: no such model directory (xasr train writes one to EXP_DIR/model)")
+        from huggingface_hub import snapshot_download
+
+        try:
+            directory = Path(snapshot_download(str(name_or_dir)))
+        except Exception as e:
+            raise FileNotFoundError(f"{name_or_dir}: not a local model directory, and the Hugging Face hub "
+                                    f"could not provide it ({type(e).__name__}); give a model directory") from None
+    model = XASRModel.load(directory).to(device).eval()
+    if int8:
+        if torch.device(device).type != "cpu":
+            raise ValueError("int8 dynamic quantisation runs on the CPU only; drop --int8 or use --device cpu")
+        from torch.ao.quantization import quantize_dynamic
+
+        model.encoder = quantize_dynamic(model.encoder, {torch.nn.Linear}, dtype=torch.qint8)
+        model.llm.model = quantize_dynamic(model.llm.model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model

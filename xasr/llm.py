@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -37,10 +37,19 @@ class LLMConfig:
 class PromptTemplate:
     """Token ids around modality placeholders, rendered through the model's chat template."""
 
-    def __init__(self, tokenizer, instruction: str, system_prompt: Optional[str] = None):
+    def __init__(self, tokenizer, instruction: str, system_prompt: Optional[str] = None,
+                 context: Optional[str] = None):
         if not any(p in instruction for p in PLACEHOLDERS):
             raise ValueError(f"the instruction must contain a placeholder such as <speech>: {instruction!r}")
         self.tokenizer = tokenizer
+        self.context = context
+        # decoding-time context (topic, names, hotwords) joins the system message, so the instruction
+        # and speech keep the layout the adapter was trained with
+        if context:
+            if system_prompt:
+                system_prompt = f"{system_prompt}\n{context}"
+            else:
+                instruction = f"{context}\n{instruction}"
         messages = [{"role": "user", "content": instruction}]
         if system_prompt:
             messages.insert(0, {"role": "system", "content": system_prompt})
@@ -99,6 +108,7 @@ class LLM(nn.Module):
                 target_modules=list(config.lora_target_modules), task_type="CAUSAL_LM"))
         self.model = model
         self.template = PromptTemplate(tokenizer, config.instruction, config.system_prompt)
+        self._context_templates: dict[str, PromptTemplate] = {}
         self.hidden_size: int = model.get_input_embeddings().weight.shape[1]
         self.embedding_scale = embedding_scale(model)
 
@@ -114,6 +124,15 @@ class LLM(nn.Module):
         super().train(mode and self.config.lora_rank > 0)
         return self
 
+    def template_with_context(self, context: Optional[str]) -> PromptTemplate:
+        """The training prompt, plus `context` text in the system message (cached per context)."""
+        if not context:
+            return self.template
+        if context not in self._context_templates:
+            self._context_templates[context] = PromptTemplate(
+                self.tokenizer, self.config.instruction, self.config.system_prompt, context=context)
+        return self._context_templates[context]
+
     @property
     def output_embeddings(self) -> nn.Module:
         return self.model.get_output_embeddings()
@@ -127,20 +146,23 @@ class LLM(nn.Module):
         modalities: dict[str, Sequence[torch.Tensor]],
         transcripts: Optional[Sequence[Sequence[int]]] = None,
         padding_side: str = "right",
+        template: Optional[PromptTemplate] = None,
     ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         """Assemble a batch: `modalities` maps a placeholder to one [N_i, hidden] tensor per item.
 
         With transcripts (training) the transcript and EOS follow the prompt and `labels` mark
-        them; without (decoding) the sequence ends where the LLM starts writing.
+        them; without (decoding) the sequence ends where the LLM starts writing. `template`
+        replaces the training prompt (e.g. one with decoding context).
         Returns inputs_embeds [B, L, H], attention_mask [B, L], labels [B, L] or None.
         """
+        template = template or self.template
         batch_size = len(next(iter(modalities.values())))
-        for segment in self.template.segments:
+        for segment in template.segments:
             if isinstance(segment, str) and segment not in modalities:
                 raise ValueError(f"the prompt has {segment} but no {segment} input was given")
         # the prompt's text pieces are the same for every item: embed them once per batch
         prompt = [segment if isinstance(segment, str) else self.embed_ids(segment)
-                  for segment in self.template.segments]
+                  for segment in template.segments]
         sequences, label_rows = [], []
         for b in range(batch_size):
             parts, labels = [], []
@@ -149,7 +171,7 @@ class LLM(nn.Module):
                 parts.append(part)
                 labels += [IGNORE_INDEX] * len(part)
             if transcripts is not None:
-                target = list(transcripts[b]) + [self.template.eos_token_id]
+                target = list(transcripts[b]) + [template.eos_token_id]
                 parts.append(self.embed_ids(target))
                 labels += target
             sequences.append(torch.cat(parts))
@@ -175,6 +197,75 @@ class LLM(nn.Module):
                 row = row[: row.index(self.template.eos_token_id)]
             results.append(row)
         return results
+
+
+def loop_start(tokens: Sequence[int], repeats: int = 3, max_period: int = 16) -> Optional[int]:
+    """Where a loop starts when `tokens` end in one pattern repeated at least `repeats` times.
+
+    Returns the index just after the first occurrence of that pattern (the repeats to drop), or None.
+    """
+    n = len(tokens)
+    for period in range(1, max_period + 1):
+        if n < period * repeats:
+            break
+        tail = list(tokens[n - period:])
+        count = 1
+        while (count + 1) * period <= n and list(tokens[n - (count + 1) * period: n - count * period]) == tail:
+            count += 1
+        if count >= repeats:
+            return n - (count - 1) * period
+    return None
+
+
+def trim_loop(tokens: Sequence[int], keep: int, repeats: int = 3) -> list[int]:
+    """Drop a repeating tail past the first `keep` tokens (the count the speech announced)."""
+    tokens = list(tokens)
+    start = loop_start(tokens, repeats) if len(tokens) > keep else None
+    return tokens if start is None else tokens[: max(start, keep)]
+
+
+StopRule = Callable[[int, list[int]], bool]
+
+
+@torch.no_grad()
+def greedy_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                    max_new_tokens: Sequence[int], eos_token_id: int,
+                    should_stop: Optional[StopRule] = None) -> list[list[int]]:
+    """Greedy decoding with a KV cache, each item with its own token budget.
+
+    `inputs_embeds` are left-padded; `should_stop(b, tokens)` may end item b early (a loop guard).
+    Items that finish leave the batch, so the cost follows the items still writing.
+    """
+    batch = inputs_embeds.shape[0]
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    active = torch.arange(batch, device=inputs_embeds.device)  # rows of the cache still writing
+    positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)
+    out = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True)
+    cache, mask, position = out.past_key_values, attention_mask, positions[:, -1:]
+    logits = out.logits[:, -1]
+    for _ in range(max(max_new_tokens, default=0)):
+        next_ids = logits.argmax(-1)
+        keep = []
+        for row, b in enumerate(active.tolist()):
+            token = int(next_ids[row])
+            if token == eos_token_id:
+                continue
+            tokens[b].append(token)
+            if len(tokens[b]) >= max_new_tokens[b] or (should_stop is not None and should_stop(b, tokens[b])):
+                continue
+            keep.append(row)
+        if not keep:
+            break
+        if len(keep) < len(active):
+            rows = torch.tensor(keep, device=active.device)
+            active, next_ids, mask, position = active[rows], next_ids[rows], mask[rows], position[rows]
+            cache.batch_select_indices(rows)
+        mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
+        position = position + 1
+        out = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=position,
+                    past_key_values=cache, use_cache=True)
+        cache, logits = out.past_key_values, out.logits[:, -1]
+    return tokens
 
 
 def _pad(sequences: list[torch.Tensor], labels: Optional[list[list[int]]], side: str):

@@ -19,7 +19,7 @@ from torch import nn
 
 from xasr.adapters import CFormer, CFormerConfig, FrameStackProjector, ProjectorConfig
 from xasr.encoders import EncoderConfig, build_encoder
-from xasr.llm import LLM, LLMConfig
+from xasr.llm import LLM, LLMConfig, greedy_generate, loop_start, trim_loop
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,16 @@ class LossConfig:
     token: float = 1.0  # stage 1: each CIF vector predicts its token through the LLM's output embedding
     llm: float = 1.0  # stage 2/3: LLM cross-entropy on the transcript
     ctc: float = 0.0  # optional CTC over LLM tokens on the adapter input frames
+
+
+@dataclass
+class GenerationOptions:
+    """How much a decoder may write, and when a repeating tail counts as a loop."""
+
+    budget_factor: float = 1.5  # tokens allowed per announced token (CIF count)
+    budget_extra: int = 8
+    tokens_per_second: float = 4.0  # announced tokens for adapters without a count (projector)
+    loop_repeats: int = 3  # a pattern repeated this often past the announced count is a loop
 
 
 @dataclass
@@ -88,8 +98,9 @@ class XASRModel(nn.Module):
         self.config = config
         self.encoder = encoder
         self.llm = llm
-        for parameter in self.encoder.parameters():
-            parameter.requires_grad_(False)
+        if config.encoder.frozen:
+            for parameter in self.encoder.parameters():
+                parameter.requires_grad_(False)
         if config.adapter == "cformer":
             adapter_config = dataclasses.replace(
                 config.cformer, input_dim=encoder.output_dim, llm_hidden_size=llm.hidden_size,
@@ -112,16 +123,16 @@ class XASRModel(nn.Module):
 
     def train(self, mode: bool = True) -> "XASRModel":
         super().train(mode)
-        self.encoder.eval()  # frozen: no dropout, fixed statistics
+        self.encoder.train(mode and not self.config.encoder.frozen)  # frozen: no dropout, fixed statistics
         self.llm.train(mode)
         return self
 
     # ---- encoding ---------------------------------------------------------------------------
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frozen-encoder frames for the batch (computed, or taken from the cache)."""
+        """Encoder frames for the batch (computed, or taken from the cache of a frozen encoder)."""
         if batch.features is not None:
             return batch.features, batch.feature_lengths
-        with torch.no_grad():
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.encoder.frozen):
             return self.encoder(batch.waveforms, batch.waveform_lengths)
 
     def transcript_ids(self, texts: Sequence[str]) -> list[list[int]]:
@@ -168,33 +179,68 @@ class XASRModel(nn.Module):
 
     # ---- decoding -----------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, batch: Batch, num_beams: int = 1, **kwargs) -> list[dict]:
-        """Transcribe a batch: one dict per item with `text`, `token_ids` and the CIF output if any."""
+    def generate(self, batch: Batch, num_beams: int = 1, context: Optional[str] = None,
+                 options: Optional["GenerationOptions"] = None) -> list[dict]:
+        """Transcribe a batch: one dict per item with `text`, `token_ids` and, for the C-Former,
+        `cif_tokens` and the CIF weights `alphas` (one per encoder frame, for timestamps).
+
+        Each item may write as many tokens as its CIF fired (times a slack factor); the projector,
+        which announces no count, gets a budget from the audio duration. `context` (names, topic,
+        hotwords) joins the prompt but never the transcript.
+        """
+        options = options or GenerationOptions()
         features, feature_lengths = self.encode(batch)
         out = self.adapter(features, feature_lengths)
-        speech = [e[:n] for e, n in zip(out.embeddings, out.lengths.tolist())]
-        embeds, mask, _ = self.llm.build_inputs({"<speech>": speech}, padding_side="left")
-        # room for every token the adapter announced (CIF fires once per token) plus slack; for the
-        # projector, about 4 tokens per second of frames
-        if out.cif is not None:
-            budget = out.lengths.max().item()
+        lengths = out.lengths.tolist()
+        if out.cif is not None:  # tokens the adapter announced
+            expected = lengths
         else:
-            seconds = feature_lengths.max().item() / self.encoder.frame_rate
-            budget = 4 * seconds
-        max_new_tokens = int(math.ceil(1.5 * budget)) + 8
-        token_ids = self.llm.generate(embeds, mask, max_new_tokens=max_new_tokens, num_beams=num_beams, **kwargs)
-        results = []
-        for b, ids in enumerate(token_ids):
-            result = {"id": batch.ids[b], "text": self.llm.template.decode(ids), "token_ids": ids}
-            if out.cif is not None:
-                result["cif_tokens"] = int(out.lengths[b])
-            results.append(result)
+            expected = [math.ceil(options.tokens_per_second * n / self.encoder.frame_rate)
+                        for n in feature_lengths.tolist()]
+        budgets = [math.ceil(options.budget_factor * n) + options.budget_extra for n in expected]
+        results = [{"id": batch.ids[b], "text": "", "token_ids": []} for b in range(len(batch.ids))]
+        if out.cif is not None:
+            for b, result in enumerate(results):
+                result["cif_tokens"] = lengths[b]
+                result["alphas"] = out.cif.alphas[b, : int(feature_lengths[b])].float().cpu()
+        # nothing fired: nothing was said, and an LLM given no speech would only make something up
+        speaking = [b for b in range(len(results)) if lengths[b] > 0]
+        if not speaking:
+            return results
+        template = self.llm.template_with_context(context)
+        embeds, mask, _ = self.llm.build_inputs(
+            {"<speech>": [out.embeddings[b, : lengths[b]] for b in speaking]}, padding_side="left", template=template)
+
+        def is_looping(row: int, tokens: list[int]) -> bool:
+            return len(tokens) > expected[speaking[row]] and loop_start(tokens, options.loop_repeats) is not None
+
+        if num_beams == 1:
+            token_ids = greedy_generate(self.llm.model, embeds, mask, [budgets[b] for b in speaking],
+                                        template.eos_token_id, should_stop=is_looping)
+        else:
+            token_ids = self.llm.generate(embeds, mask, max_new_tokens=max(budgets[b] for b in speaking),
+                                          num_beams=num_beams)
+        for row, b in enumerate(speaking):
+            ids = trim_loop(token_ids[row][: budgets[b]], keep=expected[b], repeats=options.loop_repeats)
+            results[b]["token_ids"] = ids
+            results[b]["text"] = template.decode(ids)
         return results
+
+    def transcribe(self, inputs, **options) -> list:
+        """Transcripts of audio files, directories, globs or 16 kHz arrays ((array, rate) pairs too).
+
+        `options` are `xasr.decode.DecodeOptions` fields (num_beams, context, hotwords, vad, ...).
+        """
+        from xasr.decode import DecodeOptions, as_inputs, transcribe
+
+        return list(transcribe(self, as_inputs(inputs), DecodeOptions(**options), progress=False))
 
     # ---- model directories -----------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Adapter (and CTC head) weights; LoRA weights are saved separately by peft."""
+        """Adapter (and CTC head, and an encoder trained from scratch) weights; LoRA is saved by peft."""
         state = {f"adapter.{k}": v for k, v in self.adapter.state_dict().items()}
+        if not self.config.encoder.frozen:
+            state.update({f"encoder.{k}": v for k, v in self.encoder.state_dict().items()})
         if self.ctc_head is not None:
             state.update({f"ctc_head.{k}": v for k, v in self.ctc_head.state_dict().items()})
         return state
@@ -204,7 +250,10 @@ class XASRModel(nn.Module):
 
         llm_base = self.llm.model.get_base_model() if self.config.llm.lora_rank > 0 else self.llm.model
         llm_state = {k: v for k, v in llm_base.state_dict().items() if "lora_" not in k}
-        return {"encoder": weights_checksum(self.encoder), "llm": weights_checksum(llm_state)}
+        checksums = {"llm": weights_checksum(llm_state)}
+        if self.config.encoder.frozen:
+            checksums["encoder"] = weights_checksum(self.encoder)
+        return checksums
 
     def save_pretrained(self, directory: Path | str) -> Path:
         """config.json (sources + frozen-weight checksums) + adapter safetensors (+ LoRA), atomically."""
@@ -263,6 +312,8 @@ class XASRModel(nn.Module):
                         "load it with the same frozen weights")
         state = load_file(str(directory / WEIGHTS_FILE))
         model.adapter.load_state_dict({k[len("adapter."):]: v for k, v in state.items() if k.startswith("adapter.")})
+        if not config.encoder.frozen:
+            model.encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
         if model.ctc_head is not None:
             model.ctc_head.load_state_dict({k[len("ctc_head."):]: v for k, v in state.items()
                                             if k.startswith("ctc_head.")})

@@ -109,7 +109,7 @@ class CFormer(nn.Module):
         tokens, lengths = cif.tokens, cif.token_lengths
         x = self.dropout(tokens + sinusoids(tokens.shape[1], tokens.shape[2], tokens.device).to(tokens.dtype))
         key_mask = lengths_to_mask(lengths.clamp_min(1), x.shape[1])  # an empty row still attends somewhere
-        for block in self.blocks:
+        for block in self.blocks if x.shape[1] else []:  # no token fired anywhere in the batch: nothing to mix
             x = block(x, key_mask)
         embeddings = self.output_proj(self.norm(x)) * self.config.llm_embedding_scale
         embeddings = embeddings * lengths_to_mask(lengths, x.shape[1])[..., None]

@@ -159,7 +159,7 @@ class ConformerEncoder(SpeechEncoder):
 
     def encode(self, waveforms: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         features, frame_lengths = log_mel_features(waveforms, lengths, self.mel_filters)
-        x, lengths = self.subsampling(features.to(self.subsampling.out.weight.dtype), frame_lengths)
+        x, lengths = self.subsampling(features.to(next(self.subsampling.parameters()).dtype), frame_lengths)
         x = self.dropout(x)
         mask = lengths_to_mask(lengths, x.shape[1])
         key_mask = lengths_to_mask(lengths.clamp_min(1), x.shape[1])  # never a row with no key

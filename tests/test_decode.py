@@ -1,0 +1,271 @@
+"""Decoding: generation loop, budgets, loop guard, timestamps, context, inputs, bad files, the CLI."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from tests.test_model import tiny_batch, tiny_model
+from tests.tiny import tiny_llama, tiny_tokenizer
+from xasr.cli import app
+from xasr.decode import (AudioInput, DecodeOptions, collect_inputs, level_crossings, strip_context,
+                         token_times, transcribe, unique_ids, words_with_times)
+from xasr.encoders import EncoderConfig
+from xasr.llm import LLM, greedy_generate, loop_start, trim_loop
+from xasr.model import GenerationOptions, XASRModel
+
+
+# ---- generation ---------------------------------------------------------------------------------
+def test_greedy_loop_with_kv_cache_matches_transformers_generate():
+    tokenizer = tiny_tokenizer()
+    model = tiny_llama(tokenizer, seed=3)
+    torch.manual_seed(0)
+    embeds = torch.randn(3, 7, 32)
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[1, :3] = 0  # left padding
+    mask[2, :1] = 0
+    eos = tokenizer.eos_token_id
+    ours = greedy_generate(model, embeds, mask, [12, 12, 12], eos)
+    theirs = model.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=12, do_sample=False,
+                            eos_token_id=eos, pad_token_id=tokenizer.pad_token_id).tolist()
+    for a, b in zip(ours, theirs):
+        b = b[: b.index(eos)] if eos in b else b
+        assert a == b
+
+
+def test_each_item_keeps_its_own_budget():
+    tokenizer = tiny_tokenizer()
+    model = tiny_llama(tokenizer, seed=3)
+    out = greedy_generate(model, torch.randn(2, 5, 32), torch.ones(2, 5, dtype=torch.long), [2, 9],
+                          eos_token_id=-1)  # an id never written: only the budget stops
+    assert [len(t) for t in out] == [2, 9]
+
+
+def test_loop_guard_finds_and_trims_repeating_tails():
+    assert loop_start([1, 2, 3, 4]) is None
+    assert loop_start([5, 7, 7, 7]) == 2  # keep one 7
+    assert loop_start([1, 8, 9, 8, 9, 8, 9]) == 3  # keep one "8 9"
+    # repeats the speech announced (CIF count) stay: "one one one one" said four times
+    assert trim_loop([4, 4, 4, 4], keep=4) == [4, 4, 4, 4]
+    assert trim_loop([4, 4, 4, 4, 4, 4, 4, 4], keep=4) == [4, 4, 4, 4]
+    assert trim_loop([1, 2, 3, 9, 9, 9, 9, 9], keep=3) == [1, 2, 3, 9]
+
+
+def test_generation_budget_follows_the_cif_count():
+    model = tiny_model(dropout=0.0).eval()
+    options = GenerationOptions(budget_factor=1.0, budget_extra=2, loop_repeats=1000)
+    for result in model.generate(tiny_batch(), options=options):
+        assert len(result["token_ids"]) <= result["cif_tokens"] + 2
+        assert result["alphas"].ndim == 1
+
+
+def test_nothing_fired_means_an_empty_transcript_without_the_llm(monkeypatch):
+    model = tiny_model(dropout=0.0).eval()
+    with torch.no_grad():
+        model.adapter.cif.weight_proj.bias.fill_(-30.0)  # alphas ~ 0: no token fires
+    monkeypatch.setattr("xasr.model.greedy_generate", lambda *a, **k: pytest.fail("the LLM was called"))
+    assert [r["text"] for r in model.generate(tiny_batch())] == ["", ""]
+
+
+# ---- timestamps ---------------------------------------------------------------------------------
+def test_level_crossings_and_token_times_from_cif_weights():
+    alphas = torch.zeros(100)
+    alphas[10:20] = 0.1  # token 1: frames 10-19
+    alphas[60:70] = 0.1  # token 2: frames 60-69
+    crossings = level_crossings(alphas, torch.tensor([0.5, 1.0, 1.5, 2.0]))
+    assert torch.allclose(crossings, torch.tensor([15.0, 20.0, 65.0, 70.0]), atol=1e-4)
+    times = token_times(alphas, 2, frame_rate=50.0, margin=0.1)
+    assert times[0] == pytest.approx((11 / 50, 19 / 50), abs=1e-4)
+    assert times[1] == pytest.approx((61 / 50, 69 / 50), abs=1e-4)
+    # three written tokens for two CIF tokens: the weight is shared out in thirds
+    assert len(token_times(alphas, 3, 50.0)) == 3
+
+
+def test_words_are_timed_by_their_tokens():
+    tokenizer = tiny_tokenizer()  # one token per byte
+    ids = tokenizer("hi you", add_special_tokens=False)["input_ids"]
+    times = [(float(k), k + 0.5) for k in range(len(ids))]
+    text, words = words_with_times(tokenizer, ids, times, offset=10.0)
+    assert text == "hi you"
+    assert [(w.word, w.start, w.end) for w in words] == [("hi", 10.0, 11.5), ("you", 13.0, 15.5)]
+
+
+# ---- context and hotwords ------------------------------------------------------------------------
+def test_context_enters_the_prompt_and_changes_the_output_but_not_the_transcript():
+    model = tiny_model(dropout=0.0).eval()
+    options = DecodeOptions(context="a talk about owls", hotwords=["Strigiformes", "tawny"])
+    context = options.prompt_context()
+    assert "Strigiformes, tawny" in context
+    with_context = model.llm.template_with_context(context)
+    assert "owls" in with_context.text and "owls" not in model.llm.template.text
+    assert with_context.text.index("Strigiformes") < with_context.text.index("<speech>")
+    speech = [torch.randn(3, 32)]
+    with torch.no_grad():  # the LLM's first prediction depends on the context
+        plain = model.llm(*model.llm.build_inputs({"<speech>": speech}, padding_side="left")[:2]).logits[0, -1]
+        biased = model.llm(*model.llm.build_inputs({"<speech>": speech}, padding_side="left",
+                                                   template=with_context)[:2]).logits[0, -1]
+    assert not torch.allclose(plain, biased)
+    for result in model.generate(tiny_batch(), context=context):  # only written tokens form the transcript, never the prompt's
+        assert "Context" not in result["text"] and "Strigiformes" not in result["text"]
+
+
+def test_a_copied_context_is_removed_from_the_transcript():
+    context = DecodeOptions(context="owls", hotwords=["tawny owl"]).prompt_context()
+    assert strip_context("Context: owls the tawny owl calls", context) == "the tawny owl calls"
+    assert strip_context("Words that may occur: tawny owl. hello", context) == "hello"
+    assert strip_context("the tawny owl calls", context) == "the tawny owl calls"  # a real hotword stays
+
+
+def test_context_copied_by_the_llm_does_not_leak(tmp_path, monkeypatch):
+    model = tiny_model(dropout=0.0).eval()
+    context = DecodeOptions(context="weather report").prompt_context()
+    echo = model.llm.tokenizer(context + " sunny today", add_special_tokens=False)["input_ids"]
+    monkeypatch.setattr("xasr.model.greedy_generate", lambda model_, embeds, *a, **k: [echo] * len(embeds))
+    monkeypatch.setattr("xasr.model.trim_loop", lambda ids, **k: list(ids))
+    samples = 0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    [transcript] = transcribe(model, [AudioInput("a", samples=samples)],
+                              DecodeOptions(context="weather report", vad="never",
+                                            generation=GenerationOptions(budget_extra=100)), progress=False)
+    assert transcript.text == "sunny today"
+    assert [w.word for w in transcript.words] == ["sunny", "today"]
+
+
+# ---- inputs and bad files ------------------------------------------------------------------------
+def _noise(path, seconds=1.0, rate=16000):
+    samples = 0.1 * np.random.default_rng(0).standard_normal(int(seconds * rate)).astype(np.float32)
+    sf.write(path, samples, rate)
+    return path
+
+
+def test_collect_inputs_expands_dirs_globs_scp_and_keeps_missing_files(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _noise(tmp_path / "a" / "x.wav")
+    _noise(tmp_path / "b" / "x.wav")
+    _noise(tmp_path / "b" / "y.flac")
+    (tmp_path / "b" / "notes.txt").write_text("not audio")
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"utt1 {tmp_path / 'b' / 'y.flac'}\nutt2 sox x.wav -t wav - |\n")
+    inputs, problems = collect_inputs([str(tmp_path / "a"), str(tmp_path / "b" / "*.flac"),
+                                       str(tmp_path / "nothing*.wav"), str(tmp_path / "missing.wav"),
+                                       str(tmp_path / "b" / "x.wav")], wav_scp=scp)
+    assert [i.id for i in inputs] == ["a_x", "y", "missing", "b_x", "utt1"]
+    assert len(problems) == 2 and "no files match" in problems[0] and "pipes" in problems[1]
+    assert unique_ids([tmp_path / "p" / "s.wav", tmp_path / "q" / "s.wav"]) == ["p_s", "q_s"]
+
+
+def test_bad_inputs_are_named_and_the_rest_is_decoded(tmp_path):
+    good = _noise(tmp_path / "good.wav")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.wav"
+    text.write_text("this is not audio\n" * 20)
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(good.read_bytes()[:1000])  # header promises more than is there
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000, dtype=np.float32), 16000)
+    unreadable = _noise(tmp_path / "unreadable.flac")
+    huge = _noise(tmp_path / "huge.wav", seconds=2.0)
+    inputs, _ = collect_inputs([str(p) for p in (empty, good, text, corrupt, silent, tmp_path / "gone.wav",
+                                                  unreadable, huge)])
+    unreadable.chmod(0)
+    try:
+        options = DecodeOptions(vad="auto", max_audio_hours=1.5 / 3600)
+        results = {t.id: t for t in transcribe(tiny_model(dropout=0.0), inputs, options, progress=False)}
+    finally:
+        unreadable.chmod(0o644)
+    assert list(results) == ["empty", "good", "text", "corrupt", "silent", "gone", "unreadable", "huge"]
+    expected_errors = {"empty": "empty file", "text": "not a readable audio file", "corrupt": "truncated",
+                       "gone": "no such file", "huge": "too long"}
+    if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() != "0":
+        expected_errors["unreadable"] = "permission denied"
+    for name, problem in expected_errors.items():
+        assert results[name].error is not None and problem in results[name].error, (name, results[name].error)
+        assert str(tmp_path / name) in results[name].error
+    assert results["good"].error is None and results["good"].duration == pytest.approx(1.0)
+    assert results["silent"].error is None and results["silent"].text == ""
+    assert "no speech" in results["silent"].notice
+
+
+# ---- the CLI ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny model directory that loads on its own: local LLM dir, encoder trained from scratch."""
+    root = tmp_path_factory.mktemp("model")
+    tokenizer = tiny_tokenizer()
+    tiny_llama(tokenizer, seed=0).save_pretrained(root / "llm")
+    tokenizer.save_pretrained(root / "llm")
+    model = tiny_model(dropout=0.0)
+    model.config.encoder = EncoderConfig(kind="conformer", frozen=False,
+                                         conformer={"d_model": 32, "n_layers": 1, "n_heads": 2})
+    model.config.llm.source = str(root / "llm")
+    model.save_pretrained(root / "model")
+    return root / "model"
+
+
+def test_a_model_with_a_from_scratch_encoder_round_trips(model_dir):
+    first = XASRModel.load(model_dir)
+    second = XASRModel.load(model_dir)
+    batch = tiny_batch()
+    assert torch.equal(first.encode(batch)[0], second.encode(batch)[0])
+    assert "encoder" not in json.loads((model_dir / "config.json").read_text())["frozen_checksums"]
+
+
+def test_cli_decodes_writes_every_format_scores_and_fails_on_bad_files(model_dir, tmp_path):
+    _noise(tmp_path / "one.wav", 1.2)
+    _noise(tmp_path / "two.wav", 0.7)
+    (tmp_path / "bad.wav").write_text("nope")
+    ref = tmp_path / "ref.tsv"
+    ref.write_text("one\tspk\thello world\ntwo\tspk\tyes\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "decode", str(tmp_path / "one.wav"), str(tmp_path / "two.wav"), str(tmp_path / "bad.wav"),
+        "--model", str(model_dir), "--output-dir", str(out), "--format", "txt,jsonl", "--format", "srt",
+        "--format", "vtt", "--vad", "never", "--ref", str(ref), "--name", "mini", "--no-progress"])
+    assert result.exit_code == 1
+    assert "bad.wav" in result.output and "RTF" in result.output
+    lines = [json.loads(line) for line in (out / "transcripts.jsonl").read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["one", "two", "bad"]
+    assert "error" in lines[2] and set(lines[0]) >= {"id", "text", "words", "duration", "timing"}
+    for name in ("one", "two"):
+        for fmt in ("txt", "srt", "vtt"):
+            assert (out / f"{name}.{fmt}").is_file()
+    assert (out / "one.vtt").read_text().startswith("WEBVTT")
+    assert (out / "wer-summary-mini-xasr.txt").is_file()
+    assert not list(out.glob(".*partial"))
+
+
+def test_cli_without_inputs_or_with_a_missing_model_is_one_clear_line(tmp_path):
+    result = CliRunner().invoke(app, ["decode", "--model", str(tmp_path)])
+    assert result.exit_code == 1 and "nothing to decode" in result.output
+    _noise(tmp_path / "a.wav")
+    result = CliRunner().invoke(app, ["decode", str(tmp_path / "a.wav"), "--model", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "no such model directory" in result.output
+
+
+def test_python_api_mirrors_the_cli(model_dir, tmp_path):
+    import xasr
+
+    model = xasr.load_model(model_dir)
+    samples = 0.1 * np.random.default_rng(0).standard_normal(8000).astype(np.float32)
+    _noise(tmp_path / "f.wav")
+    transcripts = model.transcribe([str(tmp_path / "f.wav"), samples, (np.stack([samples, samples], 1), 8000)],
+                                   vad="never")
+    assert [t.id for t in transcripts] == ["f", "array-1", "array-2"]
+    assert transcripts[2].duration == pytest.approx(1.0)  # 8000 samples at 8 kHz
+
+
+def test_int8_quantises_the_frozen_linear_layers(model_dir):
+    import xasr
+
+    model = xasr.load_model(model_dir, int8=True)
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
+
+    assert any(isinstance(m, DynamicQuantizedLinear) for m in model.llm.model.modules())
+    assert any(isinstance(m, DynamicQuantizedLinear) for m in model.encoder.modules())
+    assert model.transcribe([np.zeros(4000, dtype=np.float32) + 0.01], vad="never")[0].error is None
