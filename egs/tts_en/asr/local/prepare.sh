@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Stage 0 data of the tts_en recipe (run.sh passes its options): writes into DATA_DIR
+#   tts_{recordings,supervisions,cuts}_train.jsonl.gz           synthetic speech (audio in DATA_DIR/audio/)
+#   real_en_{recordings,supervisions,cuts}_dev.jsonl.gz         ../shared/data/real_en_dev
+#   pocketsphinx_{recordings,supervisions,cuts}_test.jsonl.gz   pocketsphinx-testdata (DATA_DIR/pocketsphinx/)
+# The real test sets are skipped when their cuts exist; synthesis always runs and resumes.
+set -euo pipefail
+
+text=../../../../shared/data/text/ljspeech_sentences.tsv   # sentences to voice
+num_utts=10000                          # synthetic training utterances
+tts_engines="piper espeak flite festival"  # TTS engines
+tts_seed=0                              # seed of the synthesis plan
+nj=2                                    # parallel synthesis processes
+real_en_dev_dir=../../../../shared/data/real_en_dev   # real English test set
+psdata_dir=/usr/share/pocketsphinx/test/data          # pocketsphinx-testdata's recordings
+
+help_message="Usage: $0 [options] DATA_DIR"
+LOCAL_DIR=$(cd "$(dirname "$0")" && pwd)
+. "${LOCAL_DIR}/../../../../recipes/parse_options.sh"
+. "${LOCAL_DIR}/../../../../recipes/log.sh"
+. "${LOCAL_DIR}/../../../../recipes/path.sh"
+[ $# -eq 1 ] || die "${help_message}"
+data_dir=$1
+
+# Always run: it skips the audio already written, so an interrupted synthesis continues.
+engine_args=()
+for engine in ${tts_engines}; do
+  engine_args+=(--engine "${engine}")
+done
+log "synthesizing ${num_utts} utterances with ${tts_engines} into ${data_dir}/audio"
+xasr prepare tts "${text}" "${data_dir}" --num-utterances "${num_utts}" "${engine_args[@]}" \
+  --seed "${tts_seed}" --num-jobs "${nj}" --prefix tts --split train
+
+if [ -f "${data_dir}/real_en_cuts_dev.jsonl.gz" ]; then
+  log "real_en_dev already prepared"
+else
+  xasr prepare tsv "${real_en_dev_dir}" "${data_dir}" --prefix real_en --split dev --language en
+fi
+
+if [ -f "${data_dir}/pocketsphinx_cuts_test.jsonl.gz" ]; then
+  log "pocketsphinx_test already prepared"
+else
+  "${LOCAL_DIR}/prepare_pocketsphinx.sh" --psdata-dir "${psdata_dir}" "${data_dir}/pocketsphinx"
+  xasr prepare tsv "${data_dir}/pocketsphinx" "${data_dir}" --prefix pocketsphinx --split test --language en
+fi

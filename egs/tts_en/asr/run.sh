@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# English ASR trained on synthetic speech only, tested on real speech.
+#   training: sentences (public-domain LJSpeech transcripts, LJ001/LJ002 removed) voiced by four
+#             offline TTS engines with many voices (xasr prepare tts: piper, espeak-ng, flite, festival)
+#   testing:  ../shared/data/real_en_dev (27 real utterances) and Debian's pocketsphinx-testdata
+#             recordings (12 real utterances; local/prepare_pocketsphinx.sh)
+# Model: Whisper base encoder, C-Former, frozen SmolLM2-135M-Instruct (packaged weights).
+#
+#   ./run.sh                                # 10,000 utterances; stage 0 installs the TTS engines (sudo)
+#   ./run.sh --num-utts 40000 --nj 8 --data-dir data_40k --exp-dir exp_40k   # more data, new folders
+#   ./run.sh --help                         # this recipe's options, then recipes/asr.sh's
+#
+# Relative paths given as options are relative to this folder.
+set -euo pipefail
+_cmdline=$(printf '%q ' ./run.sh "$@")
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+text=../../../../shared/data/text/ljspeech_sentences.tsv   # sentences to voice (id<TAB>text, or one a line)
+num_utts=10000                          # synthetic training utterances (tens of thousands work)
+tts_engines="piper espeak flite festival"  # TTS engines, space separated
+tts_seed=0                              # seed for the sentence order and the voice/rate/pitch choices
+nj=2                                    # parallel synthesis processes
+real_en_dev_dir=../../../../shared/data/real_en_dev   # real English test set (transcripts.tsv + audio)
+psdata_dir=/usr/share/pocketsphinx/test/data          # pocketsphinx-testdata's recordings
+
+parse_options_forward=true  # other options go to recipes/asr.sh
+. ../../../recipes/parse_options.sh
+
+q() { printf '%q' "$1"; }
+exec ../../../recipes/asr.sh \
+  --corpus tts_en \
+  --apt-packages "espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts pocketsphinx-testdata" \
+  --pip-extras weights,tts \
+  --prepare-cmd "local/prepare.sh --text $(q "${text}") --num-utts ${num_utts} --tts-engines $(q "${tts_engines}") \
+--tts-seed ${tts_seed} --nj ${nj} --real-en-dev-dir $(q "${real_en_dev_dir}") --psdata-dir $(q "${psdata_dir}")" \
+  --train-set tts_train \
+  --test-sets "real_en_dev pocketsphinx_test" \
+  --asr-config conf/cformer.yaml \
+  --run-cmd "${_cmdline% }" \
+  "${forwarded_options[@]}"
