@@ -8,6 +8,7 @@ Stage 3 (integrate): auxiliary modalities join; needs an image/video adapter in 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -38,11 +39,24 @@ LOG_FILE = "log.jsonl"
 
 @dataclass
 class TrainConfig:
+    """One stage's training settings.
+
+    Batches come from one global sequence that every process draws alike (same seed); under DDP
+    rank r takes every world_size-th batch. With `sync_buckets: false` and `drop_last: true` that
+    sequence does not depend on the number of processes, so N processes with `accum_grad` A take
+    the optimiser steps of one process with `accum_grad` N * A: the same batches and, up to float
+    rounding (and dropout noise), the same gradients, weights and logged losses (tested). Keep
+    `drop_last: true` with `sync_buckets: false`: lhotse 1.33's unsynced bucket choice ends an epoch
+    at a random (possibly empty) bucket once no bucket holds a full batch, dropping the rest.
+    """
+
     stage: int = 1
     num_epochs: int = 10
     max_steps: Optional[int] = None  # stop after this many optimiser steps (all epochs together)
     max_duration: float = 60.0  # seconds of audio per batch (per process)
     num_buckets: int = 10
+    sync_buckets: bool = True  # DDP: the ranks' batches of one step come from the same duration bucket
+    drop_last: bool = False  # drop each epoch's incomplete batches (whatever the number of processes)
     lr: float = 1e-3
     min_lr_ratio: float = 0.05  # cosine decays to lr * min_lr_ratio
     weight_decay: float = 0.01
@@ -63,6 +77,8 @@ def trainable_parameters(model: XASRModel, stage: int) -> list[torch.nn.Paramete
         raise ValueError("stage 3 integrates image/video inputs, but this model has no image or video "
                          "adapter; speech-only recipes stop after stage 2")
     modules = [model.adapter] + ([model.ctc_head] if model.ctc_head is not None else [])
+    if not model.config.encoder.frozen:  # an encoder trained from scratch (Conformer) trains in every stage
+        modules.append(model.encoder)
     params = [p for m in modules for p in m.parameters()]
     if stage == 2 and model.config.llm.lora_rank > 0:
         params += [p for n, p in model.llm.named_parameters() if "lora_" in n]
@@ -151,10 +167,14 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
     log.info("stage %d (%s): %.2fM trainable parameters on %s x%d", config.stage, STAGES[config.stage],
              sum(p.numel() for p in params) / 1e6, context.device, context.world_size)
 
+    if not config.sync_buckets and not config.drop_last:
+        log.warning("sync_buckets: false without drop_last: true ends each epoch at a random point once "
+                    "no duration bucket holds a full batch (lhotse's unsynced bucket choice)")
     sampler = DynamicBucketingSampler(
         train_cuts, max_duration=config.max_duration, shuffle=True,
         num_buckets=max(2, min(config.num_buckets, len(train_cuts) // 2)),
-        seed=config.seed, rank=context.rank, world_size=context.world_size, drop_last=context.world_size > 1)
+        seed=config.seed, rank=context.rank, world_size=context.world_size, drop_last=config.drop_last,
+        sync_buckets=config.sync_buckets)
     loader = torch.utils.data.DataLoader(SpeechTextDataset(), sampler=sampler, batch_size=None, num_workers=0)
     total_steps = config.max_steps or _estimate_total_steps(train_cuts, config, context.world_size)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -211,9 +231,14 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
         optimizer.zero_grad(set_to_none=True)  # an incomplete accumulation never leaks into the next epoch
         for batch in loader:
             batch = batch.to(context.device)
-            with autocast:
-                losses = ddp_model(batch, stage=config.stage)
-            (losses["loss"] / config.accum_grad).backward()
+            # DDP averages gradients over ranks, so dividing by accum_grad makes a step's gradient the
+            # mean over its world_size * accum_grad batches of each batch's mean-loss gradient;
+            # gradients are all-reduced only on the step's last micro-batch
+            syncing = context.world_size == 1 or (micro_step + 1) % config.accum_grad == 0
+            with contextlib.nullcontext() if syncing else ddp_model.no_sync():
+                with autocast:
+                    losses = ddp_model(batch, stage=config.stage)
+                (losses["loss"] / config.accum_grad).backward()
             for key, value in losses.items():
                 summed[key] = summed.get(key, 0.0) + float(value.detach()) / config.accum_grad
             micro_step += 1
@@ -225,8 +250,9 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            seen = context.mean(float(utterances)) * context.world_size  # all ranks together
             record = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0],
-                      "grad_norm": float(grad_norm), "utterances_per_second": utterances / (time.time() - start)}
+                      "grad_norm": float(grad_norm), "utterances_per_second": seen / (time.time() - start)}
             record.update({k: context.mean(v) for k, v in summed.items()})
             summed = {}
             if context.is_main:
