@@ -35,8 +35,12 @@ SENTENCES = [
 ]
 
 
-def build(path: Path, minutes: float, seed: int = 0) -> None:
-    """Write `minutes` of espeak-ng speech with pauses to `path` without holding it all in memory."""
+def build(path: Path, minutes: float, seed: int = 0) -> list[tuple[float, float, str]]:
+    """Write `minutes` of espeak-ng speech with pauses to `path` without holding it all in memory.
+
+    Returns what was said: (start, end, sentence) in file seconds. Only whole sentences are written;
+    the file ends with the pause before the sentence that would not fit.
+    """
     if shutil.which("espeak-ng") is None:
         raise SystemExit("espeak-ng is not installed (apt install espeak-ng), or pass --audio FILE")
     rng = np.random.default_rng(seed)
@@ -48,13 +52,21 @@ def build(path: Path, minutes: float, seed: int = 0) -> None:
             samples, rate = sf.read(str(wav), dtype="float32")
             voiced.append(samples)
     target = int(minutes * 60 * rate)
+    spoken = []
     with sf.SoundFile(str(path), "w", samplerate=rate, channels=1, subtype="PCM_16") as out:
         written = 0
         while written < target:
             pause = np.zeros(int(rng.uniform(0.2, 2.5) * rate), np.float32)
-            piece = np.concatenate([pause, voiced[rng.integers(len(voiced))]])[: target - written]
+            index = rng.integers(len(voiced))
+            piece = np.concatenate([pause, voiced[index]])
+            if written + len(piece) > target:
+                piece = pause[: target - written]
+            else:
+                start = written + len(pause)
+                spoken.append((start / rate, (start + len(voiced[index])) / rate, SENTENCES[index]))
             out.write(piece + rng.normal(0, 1e-3, len(piece)).astype(np.float32))
             written += len(piece)
+    return spoken
 
 
 def main() -> None:

@@ -245,6 +245,7 @@ def decode_command(
     int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantisation of the encoder and LLM (CPU)."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1 ..."),
     max_audio_hours: float = typer.Option(24.0, help="Refuse inputs longer than this."),
+    plot_cif: Optional[Path] = typer.Option(None, help="Write a PNG of each segment's CIF firing positions here."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Transcribe audio with timestamps; long files are split by voice activity. Prints id<TAB>text."""
@@ -280,7 +281,7 @@ def decode_command(
     options = DecodeOptions(
         num_beams=beam, batch_seconds=batch_seconds, vad=vad, max_segment_seconds=max_segment_seconds,
         context=context, hotwords=[w for spec in hotwords for w in spec.split(",") if w.strip()],
-        max_audio_hours=max_audio_hours)
+        max_audio_hours=max_audio_hours, plot_cif_dir=plot_cif)
     started, audio_seconds, failed, complete = time.time(), 0.0, 0, False
     try:
         for transcript in transcribe(asr, items, options, progress=progress):

@@ -240,8 +240,9 @@ def greedy_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
     tokens: list[list[int]] = [[] for _ in range(batch)]
     active = torch.arange(batch, device=inputs_embeds.device)  # rows of the cache still writing
     positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)
-    out = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True)
-    cache, mask, position = out.past_key_values, attention_mask, positions[:, -1:]
+    out = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True,
+                logits_to_keep=1)  # the prompt's other logits are never read
+    cache, mask, position = out.cache, attention_mask, positions[:, -1:]
     logits = out.logits[:, -1]
     for _ in range(max(max_new_tokens, default=0)):
         next_ids = logits.argmax(-1)
@@ -263,8 +264,8 @@ def greedy_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
         mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
         position = position + 1
         out = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=position,
-                    past_key_values=cache, use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1]
+                    cache=cache, use_cache=True)
+        cache, logits = out.cache, out.logits[:, -1]
     return tokens
 
 
