@@ -11,9 +11,10 @@ import torch
 from typer.testing import CliRunner
 
 from tests.test_model import tiny_batch, tiny_model
+from tests.test_vad import concatenate, utterances  # noqa: F401 (a fixture)
 from tests.tiny import tiny_llama, tiny_tokenizer
 from xasr.cli import app
-from xasr.decode import (AudioInput, DecodeOptions, collect_inputs, level_crossings, strip_context,
+from xasr.decode import (AudioInput, DecodeOptions, collect_inputs, iter_segments, level_crossings, strip_context,
                          token_times, transcribe, unique_ids, words_with_times)
 from xasr.encoders import EncoderConfig
 from xasr.llm import LLM, greedy_generate, loop_start, trim_loop
@@ -269,3 +270,35 @@ def test_int8_quantises_the_frozen_linear_layers(model_dir):
     assert any(isinstance(m, DynamicQuantizedLinear) for m in model.llm.model.modules())
     assert any(isinstance(m, DynamicQuantizedLinear) for m in model.encoder.modules())
     assert model.transcribe([np.zeros(4000, dtype=np.float32) + 0.01], vad="never")[0].error is None
+
+
+# ---- long-form and short inputs --------------------------------------------------------------------
+def test_short_inputs_are_decoded_whole_unless_digitally_silent():
+    """A 0.25 s word is shorter than the VAD's minimum speech: it is still decoded (whole)."""
+    t = np.arange(4000) / 16000
+    word = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    pieces = list(iter_segments(AudioInput("word", samples=word), DecodeOptions()))
+    assert len(pieces) == 1 and pieces[0][0] == 0.0 and len(pieces[0][1]) == len(word)
+    assert list(iter_segments(AudioInput("zeros", samples=np.zeros(16000, np.float32)), DecodeOptions())) == []
+
+
+def test_long_input_is_segmented_by_voice_activity_in_file_time(model_dir, utterances, tmp_path):
+    """Inputs longer than max_segment_seconds are cut where the speech is; segments and words carry
+    file times, in order, inside the speech they came from."""
+    signal, spans = concatenate(utterances, gaps=[3.0, 2.0, 2.5])
+    sf.write(tmp_path / "long.wav", signal, 16000)
+    options = DecodeOptions(max_segment_seconds=5.0)  # ~14 s of audio counts as long here
+
+    pieces = list(iter_segments(AudioInput("long", path=tmp_path / "long.wav"), options))
+    assert len(pieces) == len(spans)
+    for (start, samples), (speech_start, speech_end) in zip(pieces, spans):
+        assert speech_start - 0.5 < start <= speech_start  # the VAD pads speech by 0.2 s
+        assert speech_end <= start + len(samples) / 16000 < speech_end + 0.5
+
+    import xasr
+
+    transcript = xasr.load_model(model_dir).transcribe([tmp_path / "long.wav"], max_segment_seconds=5.0)[0]
+    assert transcript.error is None and transcript.duration == pytest.approx(len(signal) / 16000)
+    assert [round(s.start, 2) for s in transcript.segments] == [round(p[0], 2) for p in pieces]
+    for segment in transcript.segments:
+        assert all(segment.start <= w.start <= w.end <= segment.end for w in segment.words)

@@ -44,6 +44,7 @@ class GenerationOptions:
     budget_extra: int = 8
     tokens_per_second: float = 4.0  # announced tokens for adapters without a count (projector)
     loop_repeats: int = 3  # a pattern repeated this often past the announced count is a loop
+    hf_generate: bool = False  # greedy search with transformers' generate instead of xasr's KV loop
 
 
 @dataclass
@@ -214,7 +215,7 @@ class XASRModel(nn.Module):
         def is_looping(row: int, tokens: list[int]) -> bool:
             return len(tokens) > expected[speaking[row]] and loop_start(tokens, options.loop_repeats) is not None
 
-        if num_beams == 1:
+        if num_beams == 1 and not options.hf_generate:
             token_ids = greedy_generate(self.llm.model, embeds, mask, [budgets[b] for b in speaking],
                                         template.eos_token_id, should_stop=is_looping)
         else:

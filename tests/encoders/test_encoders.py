@@ -75,6 +75,27 @@ def test_real_length_batch_matches_single_and_whisper_frame_rate():
         torch.testing.assert_close(features[b, :count], single[0], atol=1e-5, rtol=1e-5)
 
 
+def test_min_seconds_attends_over_silence_and_keeps_the_real_frames():
+    """real_length with min_seconds 30 is the padded encoder; in between, only the real frames come out
+    and a batch still matches each utterance alone."""
+    lengths = [3 * SECOND + 5, SECOND // 2, 12 * SECOND]
+    waveforms, lengths_tensor = noise(*lengths)
+    padded, padded_lengths = tiny_whisper(real_length=False)(waveforms, lengths_tensor)
+    full, full_lengths = tiny_whisper(real_length=True, min_seconds=30.0)(waveforms, lengths_tensor)
+    assert full_lengths.tolist() == padded_lengths.tolist()
+    torch.testing.assert_close(full, padded, atol=1e-5, rtol=1e-5)
+
+    encoder = tiny_whisper(real_length=True, min_seconds=5.0)
+    features, feature_lengths = encoder(waveforms, lengths_tensor)
+    real, _ = tiny_whisper(real_length=True)(waveforms, lengths_tensor)
+    assert feature_lengths.tolist() == [(n // 160 + 1) // 2 for n in lengths]
+    assert features[1, 25:].abs().sum() == 0  # 0.5 s: 25 frames, the silence after it is not output
+    assert not torch.allclose(features[1, :25], real[1, :25])  # ...but was attended to
+    torch.testing.assert_close(features[2], real[2])  # 12 s > 5 s: unchanged
+    single, _ = encoder(waveforms[1:2, : lengths[1]], torch.tensor(lengths[1:2]))
+    torch.testing.assert_close(features[1, :25], single[0], atol=1e-5, rtol=1e-5)
+
+
 def test_whisper_layer_choice_and_freezing():
     encoder = tiny_whisper(real_length=True, layer=1)
     assert all(not p.requires_grad for p in encoder.parameters())

@@ -21,6 +21,7 @@ class EncoderConfig:
     kind: str = "whisper"  # "whisper", "hf_ssl" (wav2vec2 / HuBERT / WavLM) or "conformer" (from scratch)
     source: Optional[str] = "whisper-base"  # xasr.hub name, local dir or hub id (whisper, hf_ssl)
     real_length: bool = False  # whisper: encode only the real frames instead of padding to 30 s
+    min_seconds: float = 0.0  # whisper real_length: attend over at least this much (audio, then silence)
     layer: Optional[int] = None  # output of this layer instead of the last (whisper, hf_ssl)
     frozen: bool = True
     normalize: Optional[bool] = None  # hf_ssl waveform normalisation; None: the source's do_normalize
@@ -47,7 +48,8 @@ def build_encoder(config: EncoderConfig) -> SpeechEncoder:
     elif not config.source:
         raise ValueError(f"a {config.kind} encoder needs a source (or hf_config for random weights)")
     if config.kind == "whisper":
-        kwargs = dict(real_length=config.real_length, layer=config.layer, frozen=config.frozen)
+        kwargs = dict(real_length=config.real_length, min_seconds=config.min_seconds, layer=config.layer,
+                      frozen=config.frozen)
         return WhisperEncoder(hf_config, **kwargs) if hf_config is not None \
             else WhisperEncoder.from_source(config.source, **kwargs)
     kwargs = dict(layer=config.layer, frozen=config.frozen)

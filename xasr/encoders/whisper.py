@@ -5,7 +5,9 @@ nothing is ever truncated. Per window, either
 
 - `real_length=False`: the log-mel is padded to 3000 frames (30 s), exactly as Whisper was trained;
 - `real_length=True`: the encoder runs on the real frames only (positional embeddings sliced, padding
-  masked), which is faster on short audio and gives the same result for an utterance batched or alone.
+  masked), which is faster on short audio and gives the same result for an utterance batched or alone;
+  with `min_seconds`, a shorter window is encoded as that many seconds (the audio, then the padding
+  Whisper knows) and only its real frames are kept (accuracy effects: egs/fsdd/asr/RESULTS.md).
 
 Either way an utterance of n samples gives ceil((n // 160) / 2) frames at 50 per second.
 """
@@ -57,7 +59,8 @@ class WhisperEncoder(SpeechEncoder):
     `layer`: keep the output of the first `layer` transformer layers (None: all, then the final norm).
     """
 
-    def __init__(self, model, real_length: bool = False, layer: Optional[int] = None, frozen: bool = True):
+    def __init__(self, model, real_length: bool = False, layer: Optional[int] = None, frozen: bool = True,
+                 min_seconds: float = 0.0):
         super().__init__(frozen)
         from transformers import WhisperConfig
         from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
@@ -70,9 +73,10 @@ class WhisperEncoder(SpeechEncoder):
             raise ValueError(f"layer must be in 0..{config.encoder_layers} for this Whisper, got {layer}")
         self.real_length = real_length
         self.layer = layer
+        self.window_frames = 2 * config.max_source_positions  # mel frames per window: 3000 (30 s)
+        self.min_mel_frames = min(self.window_frames, round(min_seconds * self.sample_rate / HOP_LENGTH))
         self.output_dim = config.d_model
         self.frame_rate = self.sample_rate / HOP_LENGTH / 2
-        self.window_frames = 2 * config.max_source_positions  # mel frames per window: 3000 (30 s)
         self.window_samples = self.window_frames * HOP_LENGTH
         self.register_buffer("mel_filters", mel_filters(config.num_mel_bins, self.sample_rate), persistent=False)
         self.freeze()
@@ -103,6 +107,7 @@ class WhisperEncoder(SpeechEncoder):
         window_lengths = self.output_lengths(window_samples[in_use])
         if self.real_length:
             mel_lengths = torch.div(window_samples[in_use], HOP_LENGTH, rounding_mode="floor")
+            mel_lengths = mel_lengths.clamp_min(self.min_mel_frames)  # frames past the audio: silence
             hidden = self._encode_mel(mel[..., : int(mel_lengths.max())], mel_lengths)
         else:
             hidden = self._encode_mel(mel)
