@@ -96,6 +96,30 @@ def test_min_seconds_attends_over_silence_and_keeps_the_real_frames():
     torch.testing.assert_close(features[1, :25], single[0], atol=1e-5, rtol=1e-5)
 
 
+def test_real_length_encodes_the_same_log_mel_as_the_whole_window():
+    """Real length computes the log-mel of only the samples its frames need; the frames must be those
+    of the whole 30 s window (its silent rest cannot raise a row's maximum)."""
+    lengths = [3 * SECOND + 77, SECOND // 2]
+    waveforms, lengths_tensor = noise(*lengths)
+    for min_seconds in (0.0, 2.0):
+        encoder = tiny_whisper(real_length=True, min_seconds=min_seconds)
+        features, feature_lengths = encoder(waveforms, lengths_tensor)
+        mel = log_mel_spectrogram(torch.nn.functional.pad(waveforms, (0, 27 * SECOND)), encoder.mel_filters)
+        mel_lengths = (lengths_tensor // 160).clamp_min(encoder.min_mel_frames)
+        with torch.no_grad():
+            expected = encoder._encode_mel(mel[..., : int(mel_lengths.max())], mel_lengths)
+        for b, count in enumerate(feature_lengths.tolist()):
+            torch.testing.assert_close(features[b, :count], expected[b, :count], atol=1e-5, rtol=1e-5)
+
+
+def test_encoded_seconds_counts_whisper_padding():
+    assert tiny_whisper(real_length=False).encoded_seconds(0.5) == 30.0
+    assert tiny_whisper(real_length=False).encoded_seconds(31.0) == 60.0
+    assert tiny_whisper(real_length=True).encoded_seconds(0.5) == 0.5
+    assert tiny_whisper(real_length=True, min_seconds=5.0).encoded_seconds(0.5) == 5.0
+    assert tiny_whisper(real_length=True, min_seconds=5.0).encoded_seconds(7.0) == 7.0
+
+
 def test_whisper_layer_choice_and_freezing():
     encoder = tiny_whisper(real_length=True, layer=1)
     assert all(not p.requires_grad for p in encoder.parameters())

@@ -47,3 +47,7 @@ class SpeechEncoder(nn.Module):
 
     def encode(self, waveforms: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
+
+    def encoded_seconds(self, seconds: float) -> float:
+        """Seconds of input the encoder processes for `seconds` of audio (Whisper pads), for batch sizing."""
+        return seconds

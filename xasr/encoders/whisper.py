@@ -103,14 +103,18 @@ class WhisperEncoder(SpeechEncoder):
         window_samples = (lengths[:, None] - starts).clamp(0, self.window_samples)  # [B, W]
         in_use = window_samples > 0  # windows past an utterance's end are not encoded
 
-        mel = log_mel_spectrogram(windows[in_use], self.mel_filters)  # [N, n_mels, 3000]
         window_lengths = self.output_lengths(window_samples[in_use])
         if self.real_length:
             mel_lengths = torch.div(window_samples[in_use], HOP_LENGTH, rounding_mode="floor")
             mel_lengths = mel_lengths.clamp_min(self.min_mel_frames)  # frames past the audio: silence
-            hidden = self._encode_mel(mel[..., : int(mel_lengths.max())], mel_lengths)
+            num_frames = int(mel_lengths.max())
+            # Only the samples these frames see (+ N_FFT of the zeros after them): the same values as
+            # the whole window's log-mel, because the frames left out are silence below every maximum.
+            samples = min(self.window_samples, num_frames * HOP_LENGTH + N_FFT)
+            mel = log_mel_spectrogram(windows[in_use][:, :samples], self.mel_filters)[..., :num_frames]
+            hidden = self._encode_mel(mel, mel_lengths)
         else:
-            hidden = self._encode_mel(mel)
+            hidden = self._encode_mel(log_mel_spectrogram(windows[in_use], self.mel_filters))  # [N, n_mels, 3000]
 
         half = self.window_frames // 2
         per_window = hidden.new_zeros(batch, num_windows, half, self.output_dim)
@@ -121,6 +125,12 @@ class WhisperEncoder(SpeechEncoder):
         features = (per_window * valid[..., None]).view(batch, num_windows * half, self.output_dim)
         feature_lengths = self.output_lengths(lengths)
         return features[:, : int(feature_lengths.max())], feature_lengths
+
+    def encoded_seconds(self, seconds: float) -> float:
+        window = self.window_samples / self.sample_rate
+        if not self.real_length:
+            return max(1, math.ceil(seconds / window)) * window
+        return max(seconds, self.min_mel_frames * HOP_LENGTH / self.sample_rate)
 
     def _encode_mel(self, mel: Tensor, mel_lengths: Optional[Tensor] = None) -> Tensor:
         """HF WhisperEncoder.forward, except that it accepts fewer than 3000 frames (with lengths)."""
