@@ -51,6 +51,10 @@ def test_loop_guard_finds_and_trims_repeating_tails():
     assert loop_start([1, 2, 3, 4]) is None
     assert loop_start([5, 7, 7, 7]) == 2  # keep one 7
     assert loop_start([1, 8, 9, 8, 9, 8, 9]) == 3  # keep one "8 9"
+    assert loop_start([1, 8, 9, 8, 9]) is None  # a short pattern said twice may be speech
+    sentence = list(range(10, 28))  # an 18-token sentence said twice and a half: cut to one copy
+    assert loop_start([1, 2] + sentence * 2 + sentence[:11]) == 2 + len(sentence)
+    assert loop_start([1, 2] + sentence + sentence[:11]) is None  # one copy and a part: not yet
     # repeats the speech announced (CIF count) stay: "one one one one" said four times
     assert trim_loop([4, 4, 4, 4], keep=4) == [4, 4, 4, 4]
     assert trim_loop([4, 4, 4, 4, 4, 4, 4, 4], keep=4) == [4, 4, 4, 4]

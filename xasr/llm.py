@@ -199,21 +199,22 @@ class LLM(nn.Module):
         return results
 
 
-def loop_start(tokens: Sequence[int], repeats: int = 3, max_period: int = 16) -> Optional[int]:
-    """Where a loop starts when `tokens` end in one pattern repeated at least `repeats` times.
+def loop_start(tokens: Sequence[int], repeats: int = 3, max_period: int = 64,
+               long_period: int = 8) -> Optional[int]:
+    """Where a loop starts when `tokens` end in one pattern repeated, the last copy possibly cut short.
 
-    Returns the index just after the first occurrence of that pattern (the repeats to drop), or None.
+    A pattern of fewer than `long_period` tokens must fill `repeats` copies; a longer one (a phrase
+    or a sentence said again word for word) two. Returns the index just after the first copy (the
+    repeats to drop), or None.
     """
     n = len(tokens)
-    for period in range(1, max_period + 1):
-        if n < period * repeats:
-            break
-        tail = list(tokens[n - period:])
-        count = 1
-        while (count + 1) * period <= n and list(tokens[n - (count + 1) * period: n - count * period]) == tail:
-            count += 1
-        if count >= repeats:
-            return n - (count - 1) * period
+    for period in range(1, min(max_period, n // 2) + 1):
+        same = 0  # how many tokens at the end equal the token one period before them
+        while same < n - period and tokens[n - 1 - same] == tokens[n - 1 - same - period]:
+            same += 1
+        copies = repeats if period < long_period else 2
+        if same + period >= copies * period:
+            return n - same
     return None
 
 
