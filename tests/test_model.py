@@ -43,12 +43,15 @@ def tiny_batch(seconds=(1.0, 0.6), texts=("one two", "nine")) -> Batch:
                  texts=list(texts))
 
 
-@pytest.mark.parametrize("stage", [1, 2])
-def test_cformer_losses_and_gradients(stage):
-    model = tiny_model(ctc=0.5).train()
+@pytest.mark.parametrize("stage, align_token", [(1, 0.0), (2, 0.0), (2, 0.5)])
+def test_cformer_losses_and_gradients(stage, align_token):
+    model = tiny_model(ctc=0.5, align_token=align_token).train()
     losses = model(tiny_batch(), stage=stage)
-    expected = {"quantity", "ctc", "loss", "token" if stage == 1 else "llm"}
-    assert set(losses) == expected
+    terms = {"quantity", "ctc", "token" if stage == 1 else "llm"} | ({"token"} if align_token else set())
+    assert set(losses) == terms | {"loss"} | ({"token_accuracy"} if "token" in terms else set())
+    assert torch.isclose(losses["loss"], sum(losses[k] for k in terms))
+    if "token" in terms:
+        assert 0.0 <= float(losses["token_accuracy"]) <= 1.0
     losses["loss"].backward()
     assert model.adapter.parameters().__next__().grad is not None
     assert all(p.grad is None for p in model.llm.parameters())
@@ -126,3 +129,39 @@ def test_sixty_seconds_of_audio_is_not_truncated():
     features, lengths = model.encode(batch)
     out = model.adapter(features, lengths, target_lengths=torch.tensor([80]))
     assert int(out.lengths[0]) == 80
+
+
+def test_sampled_token_loss_in_training_and_the_whole_vocabulary_in_evaluation():
+    model = tiny_model(token_negatives=16).train()
+    batch = tiny_batch()
+    sampled = model(batch, stage=1)
+    sampled["loss"].backward()
+    assert model.adapter.output_proj.weight.grad is not None
+    model.eval()
+    full = model(batch, stage=1)
+    full_model = tiny_model(token_negatives=0).eval()
+    full_model.adapter.load_state_dict(model.adapter.state_dict())
+    # evaluation scores against the whole vocabulary whatever token_negatives says
+    torch.testing.assert_close(full["token"], full_model(batch, stage=1)["token"])
+    # 16 negatives instead of ~260 tokens: the sampled softmax is easier, so its loss is lower
+    torch.manual_seed(0)
+    model.train()
+    model.adapter.eval()  # no dropout, to compare like with like
+    assert float(model(batch, stage=1)["token"]) < float(full["token"])
+
+
+def test_a_saved_model_continues_under_new_training_settings(tmp_path):
+    model = tiny_model()
+    path = model.save_pretrained(tmp_path / "model")
+    config = dataclasses.replace(model.config, loss=LossConfig(align_token=0.5),
+                                 llm=dataclasses.replace(model.config.llm, lora_rank=2))
+    loaded = XASRModel.load(path, encoder=model.encoder, llm=LLM(model.llm.model, model.llm.tokenizer,
+                                                                  dataclasses.replace(config.llm, lora_rank=0)),
+                            config=config)
+    assert loaded.config.loss.align_token == 0.5 and loaded.config.llm.lora_rank == 2
+    assert any("lora_" in n for n, _ in loaded.llm.named_parameters())
+    for (name, a), b in zip(model.adapter.state_dict().items(), loaded.adapter.state_dict().values()):
+        assert torch.equal(a, b), name
+    other_adapter = dataclasses.replace(model.config, cformer=dataclasses.replace(model.config.cformer, d_model=16))
+    with pytest.raises(ValueError, match="saved with cformer"):
+        XASRModel.load(path, encoder=model.encoder, llm=model.llm, config=other_adapter)

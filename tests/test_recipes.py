@@ -514,6 +514,8 @@ def test_tts_en_recipe_on_synthetic_and_fake_real_speech(tiny_sources, tmp_path)
             *common_args(tmp_path, tiny_config(tiny_sources, tmp_path / "tiny.yaml"))]
     run_recipe("tts_en", *args)
     assert len(read_jsonl_gz(tmp_path / "data" / "tts_cuts_train.jsonl.gz")) == 4
+    fit, valid = (read_jsonl_gz(tmp_path / "data" / f"tts_cuts_{split}.jsonl.gz") for split in ("fit", "valid"))
+    assert len(fit) + len(valid) == 4 and valid  # whole sentences held out for validation
     check_outputs(tmp_path / "exp", "tiny", ["real_en_dev", "pocketsphinx_test"],
                   {"real_en_dev": 2, "pocketsphinx_test": 4})
     assert run_recipe("tts_en", *args).stdout.count("already done") == 5  # prepare, 2 train, 2 decode

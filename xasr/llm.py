@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 import torch
@@ -32,6 +33,9 @@ class LLMConfig:
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     system_prompt: Optional[str] = "You are a speech recognizer. Write exactly the words spoken, nothing else."
     instruction: str = "Transcribe the speech: <speech>"
+    # weights of the frozen LLM: "float32", "bfloat16", or "auto" (bfloat16 where the hardware runs
+    # it natively: CUDA with bf16, or a CPU with AVX512-BF16 / AMX; float32 elsewhere)
+    dtype: str = "float32"
 
 
 class PromptTemplate:
@@ -64,6 +68,8 @@ class PromptTemplate:
                 self.segments.append(piece)
             elif piece:
                 self.segments.append(tokenizer(piece, add_special_tokens=False)["input_ids"])
+        # the text before the first placeholder: the same for every utterance (see LLM.prefix_cache)
+        self.prefix_ids: list[int] = self.segments[0] if self.segments and not isinstance(self.segments[0], str) else []
         if tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no end-of-sequence token to end transcripts with")
         self.eos_token_id: int = tokenizer.eos_token_id
@@ -75,6 +81,27 @@ class PromptTemplate:
     def decode(self, ids: Sequence[int]) -> str:
         ids = [i for i in ids if i != self.eos_token_id]
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bfloat16 matrix instructions (AVX512-BF16 or AMX), on Linux."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def resolve_dtype(name: str, device: Optional[torch.device] = None) -> torch.dtype:
+    """The torch dtype an `LLMConfig.dtype` name means on `device` (default: CUDA if present, else CPU)."""
+    if name not in ("float32", "bfloat16", "auto"):
+        raise ValueError(f"unknown LLM dtype '{name}': use float32, bfloat16 or auto")
+    if name != "auto":
+        return getattr(torch, name)
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
 def embedding_scale(model: nn.Module) -> float:
@@ -95,11 +122,17 @@ class LLM(nn.Module):
 
     def __init__(self, model: nn.Module, tokenizer, config: LLMConfig):
         super().__init__()
+        from xasr.hub import weights_checksum
+
         self.config = config
         self.tokenizer = tokenizer
         for parameter in model.parameters():
             parameter.requires_grad_(False)
         model.eval()
+        # the frozen weights as their source gave them, before any cast: what model dirs record
+        self.source_checksum = weights_checksum(model)
+        self.dtype = resolve_dtype(config.dtype)
+        model.to(self.dtype)  # frozen, so no float32 master copy is kept
         if config.lora_rank > 0:
             from peft import LoraConfig, get_peft_model
 
@@ -111,6 +144,7 @@ class LLM(nn.Module):
         self._context_templates: dict[str, PromptTemplate] = {}
         self.hidden_size: int = model.get_input_embeddings().weight.shape[1]
         self.embedding_scale = embedding_scale(model)
+        self._prefix_states: dict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
     @classmethod
     def from_config(cls, config: LLMConfig) -> "LLM":
@@ -123,6 +157,18 @@ class LLM(nn.Module):
         # frozen weights stay in eval mode (no dropout) unless LoRA is being trained
         super().train(mode and self.config.lora_rank > 0)
         return self
+
+    def set_dtype(self, name: str) -> "LLM":
+        """Hold the frozen weights in another dtype (see LLMConfig.dtype); cached prompt states are dropped."""
+        self.dtype = resolve_dtype(name, self.model.get_input_embeddings().weight.device)
+        self.model.to(self.dtype)
+        self._prefix_states.clear()
+        return self
+
+    @property
+    def base_model(self) -> nn.Module:
+        """The transformers causal LM (inside peft's wrapper when LoRA is on)."""
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
 
     def template_with_context(self, context: Optional[str]) -> PromptTemplate:
         """The training prompt, plus `context` text in the system message (cached per context)."""
@@ -147,27 +193,29 @@ class LLM(nn.Module):
         transcripts: Optional[Sequence[Sequence[int]]] = None,
         padding_side: str = "right",
         template: Optional[PromptTemplate] = None,
+        with_prefix: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         """Assemble a batch: `modalities` maps a placeholder to one [N_i, hidden] tensor per item.
 
         With transcripts (training) the transcript and EOS follow the prompt and `labels` mark
         them; without (decoding) the sequence ends where the LLM starts writing. `template`
-        replaces the training prompt (e.g. one with decoding context).
-        Returns inputs_embeds [B, L, H], attention_mask [B, L], labels [B, L] or None.
+        replaces the training prompt (e.g. one with decoding context). `with_prefix=False` leaves
+        out the prompt text before the first placeholder (see `prefix_cache`).
+        Returns inputs_embeds [B, L, H] in the LLM's dtype, attention_mask [B, L], labels [B, L] or None.
         """
         template = template or self.template
         batch_size = len(next(iter(modalities.values())))
         for segment in template.segments:
             if isinstance(segment, str) and segment not in modalities:
                 raise ValueError(f"the prompt has {segment} but no {segment} input was given")
+        segments = template.segments if with_prefix else template.segments[len(template.prefix_ids) > 0:]
         # the prompt's text pieces are the same for every item: embed them once per batch
-        prompt = [segment if isinstance(segment, str) else self.embed_ids(segment)
-                  for segment in template.segments]
+        prompt = [segment if isinstance(segment, str) else self.embed_ids(segment) for segment in segments]
         sequences, label_rows = [], []
         for b in range(batch_size):
             parts, labels = [], []
             for segment in prompt:
-                part = modalities[segment][b] if isinstance(segment, str) else segment
+                part = modalities[segment][b].to(self.dtype) if isinstance(segment, str) else segment
                 parts.append(part)
                 labels += [IGNORE_INDEX] * len(part)
             if transcripts is not None:
@@ -180,7 +228,50 @@ class LLM(nn.Module):
 
     def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                 labels: Optional[torch.Tensor] = None):
-        return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+        return self.model(inputs_embeds=inputs_embeds.to(self.dtype), attention_mask=attention_mask, labels=labels)
+
+    def prefix_cache(self, template: Optional[PromptTemplate] = None, batch_size: int = 1):
+        """The KV cache of the prompt text before the first placeholder, for `batch_size` rows.
+
+        That text is the same for every utterance, so the frozen LLM encodes it once (and, without
+        LoRA, once per template for the life of the model); with LoRA it is recomputed per call so
+        gradients reach the LoRA weights. Returns (cache or None, its length in tokens).
+        """
+        from transformers import DynamicCache
+
+        template = template or self.template
+        if not template.prefix_ids:
+            return None, 0
+        key = (id(template), self.model.get_input_embeddings().weight.device)
+        states = self._prefix_states.get(key) if self.config.lora_rank == 0 else None
+        if states is None:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.lora_rank > 0):
+                out = self.model(inputs_embeds=self.embed_ids(template.prefix_ids)[None], use_cache=True)
+            states = [(layer[0], layer[1]) for layer in out.cache]
+            if self.config.lora_rank == 0:
+                self._prefix_states[key] = states
+        expanded = [(k.expand(batch_size, *k.shape[1:]), v.expand(batch_size, *v.shape[1:])) for k, v in states]
+        return DynamicCache(expanded, config=self.base_model.config), len(template.prefix_ids)
+
+    def transcript_loss(self, modalities: dict[str, Sequence[torch.Tensor]],
+                        transcripts: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Mean cross-entropy of the transcript tokens and EOS (as `forward(...).loss`), computed
+        on the prompt prefix's cached keys/values and with logits only where a token is predicted."""
+        batch_size = len(next(iter(modalities.values())))
+        cache, prefix = self.prefix_cache(self.template, batch_size)
+        embeds, mask, labels = self.build_inputs(modalities, transcripts, with_prefix=cache is None)
+        if cache is not None:
+            mask = torch.cat([mask.new_ones(batch_size, prefix), mask], dim=1)
+        base = self.base_model
+        hidden = base.get_decoder()(inputs_embeds=embeds, attention_mask=mask, cache=cache,
+                                    use_cache=cache is not None).last_hidden_state
+        targets = labels[:, 1:]
+        predicting = targets != IGNORE_INDEX  # position i predicts token i + 1
+        logits = base.get_output_embeddings()(hidden[:, :-1][predicting]).float()
+        softcap = getattr(base.config.get_text_config(), "final_logit_softcapping", None)
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        return torch.nn.functional.cross_entropy(logits, targets[predicting])
 
     @torch.no_grad()
     def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
@@ -231,18 +322,19 @@ StopRule = Callable[[int, list[int]], bool]
 @torch.no_grad()
 def greedy_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                     max_new_tokens: Sequence[int], eos_token_id: int,
-                    should_stop: Optional[StopRule] = None) -> list[list[int]]:
+                    should_stop: Optional[StopRule] = None, cache=None) -> list[list[int]]:
     """Greedy decoding with a KV cache, each item with its own token budget.
 
     `inputs_embeds` are left-padded; `should_stop(b, tokens)` may end item b early (a loop guard).
-    Items that finish leave the batch, so the cost follows the items still writing.
+    `cache` holds keys/values of tokens before the inputs (a prompt prefix); `attention_mask` then
+    covers those too. Items that finish leave the batch, so the cost follows the items still writing.
     """
     batch = inputs_embeds.shape[0]
     tokens: list[list[int]] = [[] for _ in range(batch)]
     active = torch.arange(batch, device=inputs_embeds.device)  # rows of the cache still writing
-    positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)
+    positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)[:, -inputs_embeds.shape[1]:]
     out = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True,
-                logits_to_keep=1)  # the prompt's other logits are never read
+                cache=cache, logits_to_keep=1)  # the prompt's other logits are never read
     cache, mask, position = out.cache, attention_mask, positions[:, -1:]
     logits = out.logits[:, -1]
     for _ in range(max(max_new_tokens, default=0)):

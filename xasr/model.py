@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xasr.adapters import CFormer, CFormerConfig, FrameStackProjector, ProjectorConfig
+from xasr.augment import MaskingConfig, mask_frames
 from xasr.encoders import EncoderConfig, build_encoder
 from xasr.llm import LLM, LLMConfig, greedy_generate, loop_start, trim_loop
 
@@ -34,6 +35,8 @@ class LossConfig:
     token: float = 1.0  # stage 1: each CIF vector predicts its token through the LLM's output embedding
     llm: float = 1.0  # stage 2/3: LLM cross-entropy on the transcript
     ctc: float = 0.0  # optional CTC over LLM tokens on the adapter input frames
+    token_negatives: int = 0  # > 0: the token loss in training is a sampled softmax over this many other tokens
+    align_token: float = 0.0  # stage 2/3: the stage-1 token loss as an auxiliary term (keeps the CIF draft usable)
 
 
 @dataclass
@@ -55,6 +58,7 @@ class XASRConfig:
     cformer: CFormerConfig = field(default_factory=CFormerConfig)
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)  # on encoder outputs, in training only
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -62,6 +66,12 @@ class XASRConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "XASRConfig":
         return _from_dict(cls, data)
+
+
+def _get(config, dotted: str):
+    for name in dotted.split("."):
+        config = getattr(config, name)
+    return config
 
 
 def _from_dict(cls, data: dict):
@@ -143,6 +153,8 @@ class XASRModel(nn.Module):
     def forward(self, batch: Batch, stage: int = 2) -> dict[str, torch.Tensor]:
         """Weighted losses for one batch; `loss` is their sum. Stage 1 skips the LLM forward pass."""
         features, feature_lengths = self.encode(batch)
+        if self.training:
+            features = mask_frames(features, feature_lengths, self.config.masking)
         targets = self.transcript_ids(batch.texts)
         target_lengths = torch.tensor([len(t) for t in targets], device=features.device)
         out = self.adapter(features, feature_lengths, target_lengths=target_lengths)
@@ -153,23 +165,43 @@ class XASRModel(nn.Module):
         if stage == 1:
             if out.cif is None:
                 raise ValueError("stage 1 trains token-synchronous embeddings: it needs the C-Former adapter")
-            losses["token"] = weights.token * self._token_loss(out.embeddings, out.lengths, targets)
+            token_loss, accuracy = self._token_loss(out.embeddings, out.lengths, targets)
+            losses["token"] = weights.token * token_loss
         else:
-            embeds, mask, labels = self.llm.build_inputs(
-                {"<speech>": [e[:n] for e, n in zip(out.embeddings, out.lengths.tolist())]}, targets)
-            losses["llm"] = weights.llm * self.llm(embeds, mask, labels).loss
+            speech = [e[:n] for e, n in zip(out.embeddings, out.lengths.tolist())]
+            losses["llm"] = weights.llm * self.llm.transcript_loss({"<speech>": speech}, targets)
+            if weights.align_token > 0 and out.cif is not None:  # keep the stage-1 token head alive
+                token_loss, accuracy = self._token_loss(out.embeddings, out.lengths, targets)
+                losses["token"] = weights.align_token * token_loss
         if self.ctc_head is not None:
             losses["ctc"] = weights.ctc * self._ctc_loss(features, feature_lengths, targets)
         losses["loss"] = sum(losses.values())
+        if "token" in losses:  # a metric, not part of the loss
+            losses["token_accuracy"] = accuracy
         return losses
 
     def _token_loss(self, embeddings: torch.Tensor, lengths: torch.Tensor, targets: list[list[int]]):
-        """Cross-entropy of each CIF vector, read through the LLM's output embedding, against its token."""
+        """Cross-entropy of each CIF vector, read through the LLM's output embedding, against its
+        token, and the fraction of vectors whose argmax is their token (the CIF draft's accuracy).
+
+        With `loss.token_negatives` > 0, training scores each vector against the batch's tokens and
+        that many uniformly sampled others instead of the whole vocabulary (a sampled softmax; the
+        accuracy is then among those candidates); evaluation always uses the whole vocabulary.
+        """
         scale = self.llm.embedding_scale
-        rows = torch.cat([e[: len(t)] for e, t in zip(embeddings, targets)]) / scale
-        logits = self.llm.output_embeddings(rows)
+        rows = (torch.cat([e[: len(t)] for e, t in zip(embeddings, targets)]) / scale).to(self.llm.dtype)
         labels = torch.tensor([i for t in targets for i in t], device=rows.device)
-        return F.cross_entropy(logits, labels)
+        head = self.llm.output_embeddings
+        weight, bias = head.weight, getattr(head, "bias", None)
+        negatives = self.config.loss.token_negatives
+        if self.training and 0 < negatives < weight.shape[0]:
+            sampled = torch.randint(weight.shape[0], (negatives,), device=rows.device)
+            candidates = torch.unique(torch.cat([labels, sampled]))  # sorted
+            weight, bias = weight[candidates], None if bias is None else bias[candidates]
+            labels = torch.searchsorted(candidates, labels)
+        logits = F.linear(rows, weight, bias).float()
+        accuracy = (logits.detach().argmax(-1) == labels).float().mean()
+        return F.cross_entropy(logits, labels), accuracy
 
     def _ctc_loss(self, features, feature_lengths, targets):
         log_probs = self.ctc_head(features).log_softmax(-1).transpose(0, 1)
@@ -209,16 +241,21 @@ class XASRModel(nn.Module):
         if not speaking:
             return results
         template = self.llm.template_with_context(context)
-        embeds, mask, _ = self.llm.build_inputs(
-            {"<speech>": [out.embeddings[b, : lengths[b]] for b in speaking]}, padding_side="left", template=template)
+        speech = {"<speech>": [out.embeddings[b, : lengths[b]] for b in speaking]}
 
         def is_looping(row: int, tokens: list[int]) -> bool:
             return len(tokens) > expected[speaking[row]] and loop_start(tokens, options.loop_repeats) is not None
 
         if num_beams == 1 and not options.hf_generate:
+            # the prompt text before <speech> comes from the cache; the padding goes between it and the speech
+            cache, prefix = self.llm.prefix_cache(template, len(speaking))
+            embeds, mask, _ = self.llm.build_inputs(speech, padding_side="left", template=template,
+                                                    with_prefix=cache is None)
+            mask = torch.cat([mask.new_ones(len(speaking), prefix), mask], dim=1)
             token_ids = greedy_generate(self.llm.model, embeds, mask, [budgets[b] for b in speaking],
-                                        template.eos_token_id, should_stop=is_looping)
+                                        template.eos_token_id, should_stop=is_looping, cache=cache)
         else:
+            embeds, mask, _ = self.llm.build_inputs(speech, padding_side="left", template=template)
             token_ids = self.llm.generate(embeds, mask, max_new_tokens=max(budgets[b] for b in speaking),
                                           num_beams=num_beams)
         for row, b in enumerate(speaking):
@@ -249,9 +286,7 @@ class XASRModel(nn.Module):
     def frozen_checksums(self) -> dict[str, str]:
         from xasr.hub import weights_checksum
 
-        llm_base = self.llm.model.get_base_model() if self.config.llm.lora_rank > 0 else self.llm.model
-        llm_state = {k: v for k, v in llm_base.state_dict().items() if "lora_" not in k}
-        checksums = {"llm": weights_checksum(llm_state)}
+        checksums = {"llm": self.llm.source_checksum}
         if self.config.encoder.frozen:
             checksums["encoder"] = weights_checksum(self.encoder)
         return checksums
@@ -280,15 +315,27 @@ class XASRModel(nn.Module):
 
     @classmethod
     def load(cls, directory: Path | str, encoder: Optional[nn.Module] = None, llm: Optional[LLM] = None,
-             check_frozen: bool = True) -> "XASRModel":
-        """Load a model directory; the frozen parts come from their sources (or are passed in)."""
+             check_frozen: bool = True, config: Optional[XASRConfig] = None) -> "XASRModel":
+        """Load a model directory; the frozen parts come from their sources (or are passed in).
+
+        `config` continues training a saved model under new training settings (loss weights,
+        masking, LLM dtype or prompt, LoRA): its encoder, LLM source and adapter must be the saved ones.
+        """
         from safetensors.torch import load_file
 
         directory = Path(directory)
         if not (directory / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{directory}: not an xasr model directory (no {CONFIG_FILE})")
         saved = json.loads((directory / CONFIG_FILE).read_text())
-        config = XASRConfig.from_dict(saved["xasr_config"])
+        saved_config = XASRConfig.from_dict(saved["xasr_config"])
+        if config is None:
+            config = saved_config
+        else:
+            for name in ("encoder", "llm.source", "adapter", "cformer", "projector"):
+                ours, theirs = (_get(config, name), _get(saved_config, name))
+                if ours != theirs:
+                    raise ValueError(f"{directory} was saved with {name} = {theirs}, not {ours}: "
+                                     "start a model of this configuration from scratch instead")
         lora_rank = config.llm.lora_rank
         if llm is None:
             llm = LLM.from_config(dataclasses.replace(config.llm, lora_rank=0))
@@ -300,9 +347,13 @@ class XASRModel(nn.Module):
         if lora_rank > 0:
             from peft import PeftModel
 
-            model.llm.model = PeftModel.from_pretrained(model.llm.model, str(directory / LORA_DIR))
+            if (directory / LORA_DIR).is_dir():
+                model.llm.model = PeftModel.from_pretrained(model.llm.model, str(directory / LORA_DIR))
+                model.llm.config = config.llm
+            else:  # LoRA starts here (e.g. stage 2 from a stage-1 C-Former)
+                model.llm = LLM(model.llm.model, model.llm.tokenizer, config.llm)
+                model.llm.source_checksum = llm.source_checksum
             model.config = config
-            model.llm.config = config.llm
         if check_frozen:
             expected, found = saved["frozen_checksums"], model.frozen_checksums()
             for part in expected:

@@ -66,7 +66,8 @@ class TrainConfig:
     seed: int = 42
     log_every: int = 10
     checkpoint_every: int = 100  # optimiser steps; also at every epoch end
-    bf16: bool = True  # autocast on GPU only
+    bf16: bool = True  # bfloat16 autocast on GPU
+    bf16_cpu: bool = False  # bfloat16 autocast on a CPU that runs it natively (AVX512-BF16 / AMX)
 
 
 def trainable_parameters(model: XASRModel, stage: int) -> list[torch.nn.Parameter]:
@@ -87,6 +88,21 @@ def trainable_parameters(model: XASRModel, stage: int) -> list[torch.nn.Paramete
     for p in params:
         p.requires_grad_(True)
     return params
+
+
+def training_autocast(config: TrainConfig, device: torch.device) -> torch.autocast:
+    """bfloat16 autocast where the config asks for it and the device runs bfloat16 natively."""
+    from xasr.llm import cpu_has_native_bf16
+
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.bf16)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16_cpu and cpu_has_native_bf16())
+
+
+def make_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW updating all parameters in one multi-tensor pass (on CPU torch's default updates them
+    one tensor at a time)."""
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
 def lr_lambda(warmup_steps: int, total_steps: int, min_ratio: float):
@@ -177,7 +193,7 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
         sync_buckets=config.sync_buckets)
     loader = torch.utils.data.DataLoader(SpeechTextDataset(), sampler=sampler, batch_size=None, num_workers=0)
     total_steps = config.max_steps or _estimate_total_steps(train_cuts, config, context.world_size)
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(params, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(config.warmup_steps, total_steps, config.min_lr_ratio))
 
@@ -204,7 +220,7 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
     ddp_model = (DistributedDataParallel(model, device_ids=[context.local_rank] if context.device.type == "cuda"
                                          else None) if context.world_size > 1 else model)
     writer = _summary_writer(exp_dir) if context.is_main else None
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.bf16 and context.device.type == "cuda")
+    autocast = training_autocast(config, context.device)
 
     def save_checkpoint() -> None:
         rng = [_rng_state()]
@@ -343,9 +359,12 @@ def plot_training_curves(log_file: Path, png: Path) -> Optional[Path]:
     if not log_file.is_file():
         return None
     records = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
-    keys = sorted({k for r in records for k in r if k == "loss" or k.startswith("valid_") or k in
-                   ("quantity", "token", "llm", "ctc")})
-    fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=[3, 1])
+    keys = sorted({k for r in records for k in r if (k == "loss" or k.startswith("valid_") or k in
+                   ("quantity", "token", "llm", "ctc")) and "accuracy" not in k})
+    accuracy_keys = sorted({k for r in records for k in r if k.endswith("token_accuracy")})
+    rows = 3 if accuracy_keys else 2
+    fig, axes = plt.subplots(rows, 1, figsize=(8, 2 + 2 * rows), sharex=True, height_ratios=[3, 1, 2][:rows])
+    ax_loss, ax_lr = axes[0], axes[1]
     for key in keys:
         points = [(r["step"], r[key]) for r in records if key in r]
         ax_loss.plot(*zip(*points), marker="o" if key.startswith("valid_") else None, label=key)
@@ -357,7 +376,15 @@ def plot_training_curves(log_file: Path, png: Path) -> Optional[Path]:
     if lr:
         ax_lr.plot(*zip(*lr))
     ax_lr.set_ylabel("learning rate")
-    ax_lr.set_xlabel("step")
+    if accuracy_keys:  # how often a CIF vector's argmax through the output embedding is its token
+        for key in accuracy_keys:
+            points = [(r["step"], r[key]) for r in records if key in r]
+            axes[2].plot(*zip(*points), marker="o" if key.startswith("valid_") else None, label=key)
+        axes[2].set_ylabel("token accuracy")
+        axes[2].set_ylim(0, 1)
+        axes[2].legend()
+        axes[2].grid(alpha=0.3)
+    axes[-1].set_xlabel("step")
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)

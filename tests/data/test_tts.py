@@ -72,6 +72,11 @@ def test_plan_is_deterministic_and_round_robin():
     assert [u.engine for u in plan] == ["espeak", "flite"] * 4
     other = plan_utterances(SENTENCES, 8, ["espeak", "flite"], seed=1)
     assert [(u.id, u.speaker) for u in other] != [(u.id, u.speaker) for u in plan]
+    # corpora of different seeds can be joined: their ids never collide
+    assert all(u.id.startswith("tts-s1-") for u in other) and all(u.id.startswith("tts-espeak-") or
+                                                                 u.id.startswith("tts-flite-") for u in plan)
+    assert not {u.id for u in other} & {u.id for u in plan}
+    assert all(u.custom["sentence_id"] == u.sentence_id for u in plan)
     # more utterances than sentences: every sentence is reused before any is used a third time
     assert len({u.id for u in plan}) == 8
     assert sorted(u.id.rsplit("-", 1)[1] for u in plan) == ["0"] * 3 + ["1"] * 3 + ["2"] * 2

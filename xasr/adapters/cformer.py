@@ -32,6 +32,7 @@ class CFormerConfig:
     dropout: float = 0.1
     cif_threshold: float = 1.0
     cif_kernel_size: int = 3
+    cif_conv_groups: int = 1  # 1: full convolution in the CIF weight predictor; d_model: depthwise
     cif_tail_threshold: float = 0.5
     llm_hidden_size: int = 576  # set from the LLM by XASRModel
     llm_embedding_scale: float = 1.0  # factor the LLM's input-embedding module applies (set from the LLM)
@@ -95,7 +96,8 @@ class CFormer(nn.Module):
         self.config = config
         self.input_proj = nn.Linear(config.input_dim, config.d_model)
         self.cif = CIF(CIFConfig(input_dim=config.d_model, threshold=config.cif_threshold,
-                                 kernel_size=config.cif_kernel_size, tail_threshold=config.cif_tail_threshold))
+                                 kernel_size=config.cif_kernel_size, conv_groups=config.cif_conv_groups,
+                                 tail_threshold=config.cif_tail_threshold))
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList([TransformerBlock(config.d_model, config.n_heads, config.ff_mult, config.dropout)
                                      for _ in range(config.n_layers)])

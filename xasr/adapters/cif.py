@@ -28,6 +28,7 @@ class CIFConfig:
     input_dim: int = 512
     threshold: float = 1.0  # accumulated weight that fires one token
     kernel_size: int = 3  # of the weight predictor's convolution over frames
+    conv_groups: int = 1  # 1: a full convolution; input_dim: depthwise (one filter per channel, far cheaper)
     tail_threshold: float = 0.5  # without targets, a leftover of this many thresholds or more fires a last token
 
 
@@ -128,7 +129,7 @@ class CIF(nn.Module):
         super().__init__()
         self.config = config
         dim = config.input_dim
-        self.conv = nn.Conv1d(dim, dim, config.kernel_size, padding=config.kernel_size // 2)
+        self.conv = nn.Conv1d(dim, dim, config.kernel_size, padding=config.kernel_size // 2, groups=config.conv_groups)
         self.weight_proj = nn.Linear(dim, 1)
 
     def predict_weights(self, hidden: Tensor, mask: Tensor) -> Tensor:
@@ -149,9 +150,10 @@ class CIF(nn.Module):
             targets = target_lengths.to(alphas)
             quantity_loss = (predicted_lengths - targets).abs().mean()
             alphas = scale_to_targets(alphas, mask, target_lengths * threshold)
+        # integrated in float32 even under bfloat16 autocast: each token sums many frames
         tokens, token_lengths, positions = integrate_and_fire(
-            hidden, alphas, lengths, threshold, target_lengths, self.config.tail_threshold)
-        return CIFOutput(tokens, token_lengths, alphas.to(hidden.dtype), quantity_loss, positions, predicted_lengths)
+            hidden.float(), alphas.float(), lengths, threshold, target_lengths, self.config.tail_threshold)
+        return CIFOutput(tokens, token_lengths, alphas.float(), quantity_loss, positions, predicted_lengths)
 
 
 def scale_to_targets(alphas: Tensor, mask: Tensor, target_sums: Tensor) -> Tensor:

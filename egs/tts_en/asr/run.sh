@@ -19,6 +19,8 @@ text=../../../../shared/data/text/ljspeech_sentences.tsv   # sentences to voice 
 num_utts=10000                          # synthetic training utterances (tens of thousands work)
 tts_engines="piper espeak flite festival"  # TTS engines, space separated
 tts_seed=0                              # seed for the sentence order and the voice/rate/pitch choices
+extra_corpora=""                        # more corpora, space separated ENGINES:COUNT:SEED, e.g. "espeak,flite:3000:1"
+valid_percent=2                         # sentences held out of training for a validation loss and token accuracy
 nj=2                                    # parallel synthesis processes
 real_en_dev_dir=../../../../shared/data/real_en_dev   # real English test set (transcripts.tsv + audio)
 psdata_dir=/usr/share/pocketsphinx/test/data          # pocketsphinx-testdata's recordings
@@ -27,13 +29,27 @@ parse_options_forward=true  # other options go to recipes/asr.sh
 . ../../../recipes/parse_options.sh
 
 q() { printf '%q' "$1"; }
+# Debian packages of the engines in use (rhvoice, pico and mbrola come from contrib/non-free)
+apt_packages="pocketsphinx-testdata"
+for engine in ${tts_engines} $(for spec in ${extra_corpora}; do echo "${spec%%:*}" | tr , ' '; done); do
+  case ${engine} in
+    espeak) apt_packages+=" espeak-ng" ;;
+    flite) apt_packages+=" flite" ;;
+    festival) apt_packages+=" festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts" ;;
+    rhvoice) apt_packages+=" rhvoice rhvoice-english" ;;
+    pico) apt_packages+=" libttspico-utils" ;;
+    mbrola) apt_packages+=" espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1" ;;
+  esac
+done
 exec ../../../recipes/asr.sh \
   --corpus tts_en \
-  --apt-packages "espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts pocketsphinx-testdata" \
+  --apt-packages "${apt_packages}" \
+  --apt-components "contrib non-free" \
   --pip-extras weights,tts \
   --prepare-cmd "local/prepare.sh --text $(q "${text}") --num-utts ${num_utts} --tts-engines $(q "${tts_engines}") \
---tts-seed ${tts_seed} --nj ${nj} --real-en-dev-dir $(q "${real_en_dev_dir}") --psdata-dir $(q "${psdata_dir}")" \
-  --train-set tts_train \
+--tts-seed ${tts_seed} --extra-corpora $(q "${extra_corpora}") --valid-percent ${valid_percent} --nj ${nj} --real-en-dev-dir $(q "${real_en_dev_dir}") --psdata-dir $(q "${psdata_dir}")" \
+  --train-set tts_fit \
+  --valid-set tts_valid \
   --test-sets "real_en_dev pocketsphinx_test" \
   --asr-config conf/cformer.yaml \
   --run-cmd "${_cmdline% }" \

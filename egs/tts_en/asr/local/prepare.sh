@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Stage 0 data of the tts_en recipe (run.sh passes its options): writes into DATA_DIR
 #   tts_{recordings,supervisions,cuts}_train.jsonl.gz           synthetic speech (audio in DATA_DIR/audio/)
+#   extra_s{SEED}/tts_*_train.jsonl.gz                          each --extra-corpora corpus
+#   tts_cuts_{fit,valid}.jsonl.gz                               all synthetic cuts, whole sentences held out for validation
 #   real_en_{recordings,supervisions,cuts}_dev.jsonl.gz         ../shared/data/real_en_dev
 #   pocketsphinx_{recordings,supervisions,cuts}_test.jsonl.gz   pocketsphinx-testdata (DATA_DIR/pocketsphinx/)
 # The real test sets are skipped when their cuts exist; synthesis always runs and resumes.
@@ -10,6 +12,8 @@ text=../../../../shared/data/text/ljspeech_sentences.tsv   # sentences to voice
 num_utts=10000                          # synthetic training utterances
 tts_engines="piper espeak flite festival"  # TTS engines
 tts_seed=0                              # seed of the synthesis plan
+extra_corpora=""                        # more corpora, space separated ENGINES:COUNT:SEED (engines comma separated), e.g. "espeak,flite:3000:1"
+valid_percent=2                         # sentences held out for validation
 nj=2                                    # parallel synthesis processes
 real_en_dev_dir=../../../../shared/data/real_en_dev   # real English test set
 psdata_dir=/usr/share/pocketsphinx/test/data          # pocketsphinx-testdata's recordings
@@ -30,6 +34,20 @@ done
 log "synthesizing ${num_utts} utterances with ${tts_engines} into ${data_dir}/audio"
 xasr prepare tts "${text}" "${data_dir}" --num-utterances "${num_utts}" "${engine_args[@]}" \
   --seed "${tts_seed}" --num-jobs "${nj}" --prefix tts --split train
+all_cuts=("${data_dir}/tts_cuts_train.jsonl.gz")
+for spec in ${extra_corpora}; do
+  IFS=: read -r engines count seed <<< "${spec}"
+  [ -n "${seed}" ] && [ "${seed}" != "${tts_seed}" ] || die "--extra-corpora ${spec}: give each corpus its own seed (ENGINES:COUNT:SEED)"
+  engine_args=()
+  for engine in ${engines//,/ }; do
+    engine_args+=(--engine "${engine}")
+  done
+  log "synthesizing ${count} more utterances with ${engines//,/ } (seed ${seed}) into ${data_dir}/extra_s${seed}"
+  xasr prepare tts "${text}" "${data_dir}/extra_s${seed}" --num-utterances "${count}" "${engine_args[@]}" \
+    --seed "${seed}" --num-jobs "${nj}" --prefix tts --split train
+  all_cuts+=("${data_dir}/extra_s${seed}/tts_cuts_train.jsonl.gz")
+done
+"${XASR_PYTHON}" "${LOCAL_DIR}/split_valid.py" --valid-percent "${valid_percent}" "${data_dir}" "${all_cuts[@]}"
 
 if [ -f "${data_dir}/real_en_cuts_dev.jsonl.gz" ]; then
   log "real_en_dev already prepared"
