@@ -49,8 +49,30 @@ def _save(splits, output_dir: Path, prefix: str) -> None:
 
 
 def _fail(message: str) -> None:
+    """An input or runtime problem: one line on stderr, exit status 1."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
+
+
+def _usage(message: str) -> None:
+    """A bad option or a refused run: one line on stderr, exit status 2 (as for typer's usage errors)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        _usage(f"--device {device}: not a device (use cpu, cuda or cuda:N)")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        _usage(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        _usage(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if parsed.type not in ("cpu", "cuda"):
+        _usage(f"--device {device}: xasr runs on cpu or cuda")
 
 
 @prepare_app.command("tsv")
@@ -209,6 +231,9 @@ def train_command(
                 if path is not None}
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
+    from xasr.train import seed_everything
+
+    seed_everything(train_config.seed)  # the same seed gives the same initial weights, hence the same losses
     if init_from is not None:  # the saved weights, under this recipe's training settings
         try:
             model = XASRModel.load(init_from, config=model_config)
@@ -252,24 +277,36 @@ def decode_command(
     max_audio_hours: float = typer.Option(24.0, help="Refuse inputs longer than this."),
     plot_cif: Optional[Path] = typer.Option(None, help="Write a PNG of each segment's CIF firing positions here."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    overwrite: bool = typer.Option(False, help="Decode again inputs an earlier run already transcribed into --output-dir."),
 ) -> None:
-    """Transcribe audio with timestamps; long files are split by voice activity. Prints id<TAB>text."""
+    """Transcribe audio with timestamps; long files are split by voice activity. Prints id<TAB>text.
+
+    A re-run into the same --output-dir skips the inputs already transcribed there (an interrupted
+    run continues); two runs never write into one folder at once."""
     import time
 
     from xasr.decode import DecodeOptions, collect_inputs, load_model, transcribe
-    from xasr.writers import TranscriptWriter
+    from xasr.writers import OutputLocked, TranscriptWriter
+
+    for option, value in (("--beam", beam), ("--batch-seconds", batch_seconds),
+                          ("--max-segment-seconds", max_segment_seconds), ("--max-audio-hours", max_audio_hours)):
+        if not value > 0:
+            _usage(f"{option} {value}: must be positive")
+    if llm_dtype not in ("float32", "bfloat16", "auto", "model"):
+        _usage(f"--llm-dtype {llm_dtype}: use float32, bfloat16, auto or model")
+    _check_device(device)
 
     formats = [f.strip() for spec in output_format for f in spec.split(",") if f.strip()]
     if output_dir is not None and not formats:
         formats = ["jsonl"]
     if formats and output_dir is None:
-        _fail("--format needs --output-dir")
+        _usage("--format needs --output-dir")
     if ref is not None and "jsonl" not in formats:
         if output_dir is None:
-            _fail("--ref needs --output-dir (the reports are written there)")
+            _usage("--ref needs --output-dir (the reports are written there)")
         formats.append("jsonl")
     if vad not in ("auto", "always", "never"):
-        _fail(f"--vad {vad}: use auto, always or never")
+        _usage(f"--vad {vad}: use auto, always or never")
     try:
         items, problems = collect_inputs(inputs or [], manifest, wav_scp)
     except (OSError, ValueError) as e:
@@ -278,34 +315,54 @@ def decode_command(
         typer.echo(f"error: {problem}", err=True)
     if not items:
         _fail("nothing to decode: give audio files, directories, globs, --manifest or --wav-scp")
+    order = [item.id for item in items]
     try:
-        asr = load_model(model, device=device, int8=int8, llm_dtype=None if llm_dtype == "model" else llm_dtype)
-        writer = TranscriptWriter(output_dir, formats) if output_dir is not None else None
+        writer = TranscriptWriter(output_dir, formats, overwrite=overwrite) if output_dir is not None else None
+    except OutputLocked as e:
+        _usage(str(e))
+    except (ValueError, OSError) as e:
+        _fail(str(e))
+    if writer is not None and writer.done:
+        kept = sum(item.id in writer.done for item in items)
+        items = [item for item in items if item.id not in writer.done]
+        typer.echo(f"resuming: {kept} of {len(order)} inputs are already transcribed in {output_dir} "
+                   "(--overwrite decodes them again)", err=True)
+    try:
+        asr = load_model(model, device=device, int8=int8,
+                         llm_dtype=None if llm_dtype == "model" else llm_dtype) if items else None
     except (FileNotFoundError, ValueError, OSError) as e:
+        if writer is not None:
+            writer.close(complete=False)
         _fail(str(e))
     options = DecodeOptions(
         num_beams=beam, batch_seconds=batch_seconds, vad=vad, max_segment_seconds=max_segment_seconds,
         context=context, hotwords=[w for spec in hotwords for w in spec.split(",") if w.strip()],
         max_audio_hours=max_audio_hours, plot_cif_dir=plot_cif)
     started, audio_seconds, failed, complete = time.time(), 0.0, 0, False
+    finished, write_failures = 0, 0
     try:
-        for transcript in transcribe(asr, items, options, progress=progress):
+        for transcript in transcribe(asr, items, options, progress=progress) if items else []:
             if transcript.error is not None:
                 failed += 1
                 typer.echo(f"error: {transcript.error}", err=True)
             elif transcript.notice is not None:
                 typer.echo(f"note: {transcript.notice}", err=True)
             if writer is not None:
-                writer.write(transcript)
+                for problem in writer.write(transcript):
+                    write_failures += 1
+                    typer.echo(f"error: {problem}", err=True)
             if transcript.error is None:
                 typer.echo(f"{transcript.id}\t{transcript.text}")
+                finished += 1
             audio_seconds += transcript.duration
         complete = True
     finally:
         if writer is not None:
-            kept = writer.close(complete=complete)
+            kept = writer.close(complete=complete, order=order)
             if not complete and kept is not None:
-                typer.echo(f"interrupted: the finished transcripts are in {kept}", err=True)
+                total = len(writer.done) + finished
+                typer.echo(f"interrupted: {total} finished transcript(s) kept in {kept}; run the same command "
+                           "again to decode the rest", err=True)
     wall = time.time() - started
     rtf = wall / audio_seconds if audio_seconds else float("nan")
     typer.echo(f"decoded {len(items) - failed} of {len(items)} inputs: {audio_seconds:.1f} s of audio "
@@ -321,6 +378,8 @@ def decode_command(
         typer.echo(f"{result.summary()} ({result.level} level)", err=True)
         for path in paths:
             typer.echo(f"wrote {path}", err=True)
+    if write_failures:
+        _fail(f"{write_failures} output file(s) could not be written (listed above)")
     if failed or problems:
         _fail(f"{failed + len(problems)} input(s) could not be decoded (listed above)")
 

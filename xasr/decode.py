@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import json
 import logging
 import math
 import re
@@ -27,6 +28,7 @@ import soundfile as sf
 import torch
 
 from xasr.audio import SAMPLE_RATE, AudioError, load_audio, to_mono_16k
+from xasr.io import read_lines
 from xasr.model import Batch, GenerationOptions, XASRModel
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class DecodeOptions:
     num_beams: int = 1  # 1 = greedy with a KV cache
     batch_seconds: float = 120.0  # padded audio per batch
     pool_seconds: float = 600.0  # audio read ahead and sorted by duration before decoding
+    pool_inputs: int = 64  # ... or this many inputs: finished transcripts are written as each pool ends
     vad: str = "auto"  # auto: segment inputs longer than max_segment_seconds; always; never
     max_segment_seconds: float = 30.0
     context: Optional[str] = None  # free text given to the LLM with the speech (topic, names)
@@ -141,28 +144,63 @@ def collect_inputs(paths: Sequence[str] = (), manifest: Optional[Path] = None,
             files += found
         else:
             files.append(path)
-    inputs = [AudioInput(id=i, path=p) for i, p in zip(unique_ids(files), files)]
+    explicit: list[AudioInput] = []  # inputs whose ids the user gave (wav.scp, manifest)
+    first_seen: dict[str, str] = {}
+
+    def add_explicit(item: AudioInput, where: str) -> None:
+        if item.id in first_seen:
+            problems.append(f"{where}: id '{item.id}' is used again (first at {first_seen[item.id]}); "
+                            "this one is skipped")
+            return
+        first_seen[item.id] = where
+        explicit.append(item)
+
     if wav_scp is not None:
-        for number, line in enumerate(Path(wav_scp).read_text(encoding="utf-8").splitlines(), 1):
+        for number, line in read_lines(wav_scp):
             if not line.strip():
                 continue
             parts = line.split(maxsplit=1)
             if len(parts) != 2 or parts[1].rstrip().endswith("|"):
                 problems.append(f"{wav_scp}:{number}: expected 'utterance-id path' (pipes are not supported)")
                 continue
-            inputs.append(AudioInput(id=parts[0], path=Path(parts[1].strip())))
+            add_explicit(AudioInput(id=parts[0], path=Path(parts[1].strip())), f"{wav_scp}:{number}")
     if manifest is not None:
-        from lhotse import CutSet
-
-        cuts = CutSet.from_file(manifest)
-        inputs += [AudioInput(id=cut.id, cut=cut) for cut in cuts]
+        cuts = read_cuts(manifest)
+        for number, cut in enumerate(cuts, 1):
+            add_explicit(AudioInput(id=cut.id, cut=cut), f"{manifest} cut {number}")
         if len(cuts) == 0:
             problems.append(f"{manifest}: the manifest has no cuts")
-    return inputs, problems
+    ids = unique_ids(files, taken={item.id for item in explicit})
+    return [AudioInput(id=i, path=p) for i, p in zip(ids, files)] + explicit, problems
 
 
-def unique_ids(paths: Sequence[Path]) -> list[str]:
-    """File stems as ids; a stem used twice gets its parent folders prepended until unique."""
+def read_cuts(path: Path):
+    """A lhotse CutSet from a manifest, or ValueError naming the file and the line that is wrong."""
+    from lhotse import CutSet
+    from lhotse.serialization import deserialize_item
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such manifest")
+    cuts = []
+    for number, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{number}: not JSON ({e.msg}); expected a lhotse cuts manifest") from None
+        try:
+            cuts.append(deserialize_item(data))
+        except Exception as e:  # lhotse raises many kinds
+            raise ValueError(f"{path}:{number}: not a lhotse cut ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
+    return CutSet.from_cuts(cuts)
+
+
+def unique_ids(paths: Sequence[Path], taken: Iterable[str] = ()) -> list[str]:
+    """Ids for files, unique among themselves and against `taken`: the file stem; where stems
+    repeat, parent folders are prepended, then the extension added (a.wav, a.mp3), then -2, -3 ..."""
     ids = [p.stem for p in paths]
     depth = 1
     while len(set(ids)) < len(ids) and depth < 8:
@@ -171,7 +209,19 @@ def unique_ids(paths: Sequence[Path]) -> list[str]:
             seen[i] = seen.get(i, 0) + 1
         ids = ["_".join([*p.parent.parts[-depth:], p.stem]) if seen[i] > 1 else i for p, i in zip(paths, ids)]
         depth += 1
-    return [f"{i}-{n}" if ids.count(i) > 1 else i for n, i in enumerate(ids)]
+    counts: dict[str, int] = {}
+    for i in ids:
+        counts[i] = counts.get(i, 0) + 1
+    ids = [f"{i}_{p.suffix.lstrip('.')}" if counts[i] > 1 and p.suffix else i for p, i in zip(paths, ids)]
+    used = set(taken)
+    unique = []
+    for i in ids:
+        candidate, n = i, 2
+        while candidate in used:
+            candidate, n = f"{i}-{n}", n + 1
+        used.add(candidate)
+        unique.append(candidate)
+    return unique
 
 
 def as_inputs(items: Iterable[Union[str, Path, np.ndarray, tuple]]) -> list[AudioInput]:
@@ -396,6 +446,10 @@ def transcribe(model: XASRModel, inputs: Sequence[AudioInput], options: Optional
     next_to_emit = 0
     bar = tqdm(total=len(inputs), desc="decoding", unit="file", disable=not progress)
 
+    def pool_full() -> bool:
+        return (sum(p.seconds for p in pool) >= options.pool_seconds
+                or len({p.input_index for p in pool}) >= options.pool_inputs)
+
     def flush() -> None:
         for piece, (segment, seconds) in zip(pool, decode_pieces(model, pool, options) if pool else []):
             transcript = transcripts[piece.input_index]
@@ -422,7 +476,7 @@ def transcribe(model: XASRModel, inputs: Sequence[AudioInput], options: Optional
                 transcript.duration = _duration(item)
                 for start, samples in iter_segments(item, options):
                     pool.append(_Piece(index, start, samples, item.id))
-                    if sum(p.seconds for p in pool) >= options.pool_seconds:
+                    if pool_full():
                         flush()
                         yield from finished(index)
                 if math.isnan(transcript.duration):
@@ -432,7 +486,7 @@ def transcribe(model: XASRModel, inputs: Sequence[AudioInput], options: Optional
                 transcript.segments = []
                 transcript.duration = 0.0 if math.isnan(transcript.duration) else transcript.duration
                 pool[:] = [p for p in pool if p.input_index != index]
-            if sum(p.seconds for p in pool) >= options.pool_seconds:
+            if pool_full():
                 flush()
                 yield from finished(index + 1)
         flush()

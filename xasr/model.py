@@ -326,8 +326,14 @@ class XASRModel(nn.Module):
         directory = Path(directory)
         if not (directory / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{directory}: not an xasr model directory (no {CONFIG_FILE})")
-        saved = json.loads((directory / CONFIG_FILE).read_text())
-        saved_config = XASRConfig.from_dict(saved["xasr_config"])
+        try:
+            saved = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+            saved_config = XASRConfig.from_dict(saved["xasr_config"])
+            saved["frozen_checksums"]
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{directory / CONFIG_FILE}: not valid JSON ({e})") from None
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{directory / CONFIG_FILE}: not an xasr model config (no {e} entry)") from None
         if config is None:
             config = saved_config
         else:
@@ -362,11 +368,17 @@ class XASRModel(nn.Module):
                         f"{directory}: the frozen {part} weights differ from those the model was trained with "
                         f"({config.encoder.source if part == 'encoder' else config.llm.source}); "
                         "load it with the same frozen weights")
-        state = load_file(str(directory / WEIGHTS_FILE))
-        model.adapter.load_state_dict({k[len("adapter."):]: v for k, v in state.items() if k.startswith("adapter.")})
-        if not config.encoder.frozen:
-            model.encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
-        if model.ctc_head is not None:
-            model.ctc_head.load_state_dict({k[len("ctc_head."):]: v for k, v in state.items()
-                                            if k.startswith("ctc_head.")})
+        weights = directory / WEIGHTS_FILE
+        try:
+            state = load_file(str(weights))
+        except Exception as e:  # safetensors raises its own error types
+            raise ValueError(f"{weights}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+        parts = [("adapter", model.adapter)] + ([("encoder", model.encoder)] if not config.encoder.frozen else [])
+        parts += [("ctc_head", model.ctc_head)] if model.ctc_head is not None else []
+        for prefix, module in parts:
+            try:
+                module.load_state_dict({k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")})
+            except RuntimeError as e:
+                first = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e)[:160])
+                raise ValueError(f"{weights}: the {prefix} weights do not fit {directory / CONFIG_FILE} ({first})") from None
         return model.eval()

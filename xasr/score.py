@@ -10,12 +10,9 @@ count and every report, so the numbers in all files agree.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
-import os
 import re
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,6 +20,7 @@ from typing import Iterator, Mapping, Optional, Union
 
 import kaldialign
 
+from xasr.io import read_lines, write_atomic
 from xasr.text import NORMALIZERS, get_normalizer, is_chinese
 
 log = logging.getLogger(__name__)
@@ -126,22 +124,13 @@ class ScoreResult:
 # ---------------------------------------------------------------- reading
 
 
-def _open_text(path: Path):
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8-sig")
-    return open(path, encoding="utf-8-sig")
-
-
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, line) of the non-blank lines, with clear errors for unreadable files."""
     try:
-        with _open_text(path) as f:
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    yield number, line.rstrip("\r\n")
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not UTF-8 text") from None
-    except (OSError, EOFError) as e:  # e.g. a truncated or fake .gz
+        for number, line in read_lines(path):
+            if line.strip():
+                yield number, line
+    except OSError as e:
         raise ValueError(f"{path}: cannot be read ({e})") from None
 
 
@@ -428,16 +417,6 @@ def format_results_md(result: ScoreResult, test_set_name: str, suffix: str = "xa
     return "".join(line + "\n" for line in out)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write beside `path` and rename, so readers never see half a report."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_reports(result: ScoreResult, output_dir: Pathlike, test_set_name: str, suffix: str = "xasr") -> list[Path]:
@@ -452,6 +431,6 @@ def write_reports(result: ScoreResult, output_dir: Pathlike, test_set_name: str,
     }
     paths = []
     for name, text in reports.items():
-        _write_atomic(output_dir / name, text)
+        write_atomic(output_dir / name, text)
         paths.append(output_dir / name)
     return paths

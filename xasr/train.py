@@ -115,6 +115,13 @@ def lr_lambda(warmup_steps: int, total_steps: int, min_ratio: float):
     return factor
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def _rng_state() -> dict:
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
@@ -175,9 +182,7 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
     context = DistributedContext()
     if context.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
-    np.random.seed(config.seed)
+    seed_everything(config.seed)
     model.to(context.device)
     params = trainable_parameters(model, config.stage)
     log.info("stage %d (%s): %.2fM trainable parameters on %s x%d", config.stage, STAGES[config.stage],

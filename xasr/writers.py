@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
 from typing import Optional
 
 from xasr.decode import Transcript, Word
+from xasr.io import read_lines, write_atomic
 
 FORMATS = ("txt", "jsonl", "srt", "vtt")
 JSONL_NAME = "transcripts.jsonl"
+LOCK_NAME = ".xasr-decode.lock"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a hidden temporary file beside `path`, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+class OutputLocked(RuntimeError):
+    """Another xasr decode is writing into the same output folder."""
 
 
 def _clock(seconds: float, separator: str) -> str:
@@ -60,11 +60,14 @@ def format_vtt(transcript: Transcript) -> str:
 class TranscriptWriter:
     """Writes each finished transcript in the chosen formats under `output_dir`.
 
-    txt/srt/vtt: one `<id>.<format>` per input; jsonl: one line per input in `transcripts.jsonl`,
-    flushed as it goes into a `.partial` file that is renamed into place by `close()`.
+    txt/srt/vtt: one `<id>.<format>` per input; jsonl: one line per input, appended and flushed to
+    `.transcripts.jsonl.partial` as each input finishes, then put in input order into
+    `transcripts.jsonl` by `close()`. One writer per folder: a second one raises OutputLocked.
+    `done` holds the ids an earlier run already transcribed into this folder (its transcripts.jsonl
+    or an interrupted run's .partial), which a resuming caller skips; `overwrite` forgets them.
     """
 
-    def __init__(self, output_dir: Path, formats: list[str]):
+    def __init__(self, output_dir: Path, formats: list[str], overwrite: bool = False):
         unknown = set(formats) - set(FORMATS)
         if unknown:
             raise ValueError(f"unknown output format(s) {', '.join(sorted(unknown))}: choose from {', '.join(FORMATS)}")
@@ -72,29 +75,83 @@ class TranscriptWriter:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.formats = formats
         self.jsonl_path = self.output_dir / JSONL_NAME
+        self.partial_path = self.output_dir / f".{JSONL_NAME}.partial"
+        self._lock = _lock(self.output_dir / LOCK_NAME)
+        self.previous: dict[str, str] = {}  # id -> JSON line, from earlier runs into this folder
+        if not overwrite:
+            for path in (self.jsonl_path, self.partial_path):
+                if path.is_file():
+                    for _, line in read_lines(path):
+                        try:
+                            record = json.loads(line)
+                        except json.JSONDecodeError:  # a line cut short by a killed run
+                            continue
+                        if "error" not in record:
+                            self.previous[record["id"]] = line
+        self.done = set(self.previous)
+        self._lines: dict[str, str] = {}
         self._jsonl = None
         if "jsonl" in formats:
-            self._jsonl = open(self.jsonl_path.with_name(f".{JSONL_NAME}.partial"), "w", encoding="utf-8")
+            # the finished lines of earlier runs first (replaced atomically, so a kill loses none)
+            write_atomic(self.partial_path, "".join(line + "\n" for line in self.previous.values()))
+            self._jsonl = open(self.partial_path, "a", encoding="utf-8")
 
-    def write(self, transcript: Transcript) -> None:
+    def write(self, transcript: Transcript) -> list[str]:
+        """Write one transcript; returns one line per output that could not be written."""
+        problems = []
         if self._jsonl is not None:
-            self._jsonl.write(json.dumps(transcript.to_dict(), ensure_ascii=False) + "\n")
+            line = json.dumps(transcript.to_dict(), ensure_ascii=False)
+            self._lines[transcript.id] = line
+            self._jsonl.write(line + "\n")
             self._jsonl.flush()
         if transcript.error is not None:
-            return
+            return problems
         safe_id = transcript.id.replace("/", "_")
         for fmt, render in (("txt", lambda t: t.text + "\n"), ("srt", format_srt), ("vtt", format_vtt)):
             if fmt in self.formats:
-                write_atomic(self.output_dir / f"{safe_id}.{fmt}", render(transcript))
+                path = self.output_dir / f"{safe_id}.{fmt}"
+                try:
+                    write_atomic(path, render(transcript))
+                except OSError as e:
+                    problems.append(f"{path}: cannot be written ({e.strerror or e})")
+        return problems
 
-    def close(self, complete: bool = True) -> Optional[Path]:
-        """Put transcripts.jsonl in place; after an interruption (`complete=False`) the finished
-        lines stay in the `.partial` file and an earlier transcripts.jsonl is left untouched."""
-        if self._jsonl is None:
-            return None
-        self._jsonl.close()
-        partial, self._jsonl = Path(self._jsonl.name), None
-        if not complete:
-            return partial
-        os.replace(partial, self.jsonl_path)
-        return self.jsonl_path
+    def close(self, complete: bool = True, order: Optional[list[str]] = None) -> Optional[Path]:
+        """Put transcripts.jsonl in place, earlier runs' lines and this run's in `order` (input ids).
+
+        After an interruption (`complete=False`) the finished lines stay in the `.partial` file
+        (a re-run continues from them) and an earlier transcripts.jsonl is left untouched."""
+        try:
+            if self._jsonl is None:
+                return None
+            self._jsonl.close()
+            self._jsonl = None
+            if not complete:
+                return self.partial_path
+            lines = {**self.previous, **self._lines}
+            ids = [i for i in (order or []) if i in lines] + [i for i in lines if i not in set(order or [])]
+            write_atomic(self.jsonl_path, "".join(lines[i] + "\n" for i in ids))
+            self.partial_path.unlink(missing_ok=True)
+            return self.jsonl_path
+        finally:
+            if self._lock is not None:
+                self._lock.close()
+                self._lock = None
+
+
+def _lock(path: Path):
+    """An exclusive lock on `path` held for the writer's life; OutputLocked names its holder."""
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise OutputLocked(f"{path.parent} is being written by {holder}; wait for it to finish or "
+                           "choose another --output-dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"xasr decode (pid {os.getpid()})\n")
+    handle.flush()
+    return handle

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Dict, Iterator, NamedTuple, Optional
 
 from xasr.audio import AudioError
+from xasr.io import read_lines
 from xasr.data.manifests import CorpusSplit, probe_recording, split_from_utterances
 
 log = logging.getLogger(__name__)
@@ -32,26 +33,24 @@ def read_transcripts(tsv_path: Path | str) -> Iterator[TsvRow]:
     if not tsv_path.is_file():
         raise FileNotFoundError(f"{tsv_path}: no such file (expected path<TAB>speaker<TAB>text lines)")
     seen: dict[str, int] = {}
-    with open(tsv_path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != 3:
-                raise ValueError(
-                    f"{tsv_path}:{line_number}: expected 3 tab-separated fields "
-                    f"(path, speaker, text), found {len(fields)}"
-                )
-            relative_path, speaker, text = fields
-            utt_id = utterance_id(relative_path)
-            if utt_id in seen:
-                raise ValueError(
-                    f"{tsv_path}:{line_number}: utterance id '{utt_id}' repeats line {seen[utt_id]}; "
-                    "audio file names must be unique"
-                )
-            seen[utt_id] = line_number
-            yield TsvRow(utt_id, tsv_path.parent / relative_path, speaker, " ".join(text.split()))
+    for line_number, line in read_lines(tsv_path):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise ValueError(
+                f"{tsv_path}:{line_number}: expected 3 tab-separated fields "
+                f"(path, speaker, text), found {len(fields)}"
+            )
+        relative_path, speaker, text = fields
+        utt_id = utterance_id(relative_path)
+        if utt_id in seen:
+            raise ValueError(
+                f"{tsv_path}:{line_number}: utterance id '{utt_id}' repeats line {seen[utt_id]}; "
+                "audio file names must be unique"
+            )
+        seen[utt_id] = line_number
+        yield TsvRow(utt_id, tsv_path.parent / relative_path, speaker, " ".join(text.split()))
 
 
 def prepare_tsv(

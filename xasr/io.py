@@ -1,0 +1,55 @@
+"""Text files in and out: atomic writes, and readers that name the file and line of a problem.
+
+Every text input (transcripts.tsv, wav.scp, Kaldi text, JSON lines, gzipped or not) is read with
+`read_lines`, which drops a UTF-8 byte-order mark and turns undecodable bytes into one clear error.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Iterator, Union
+
+Pathlike = Union[str, Path]
+
+
+def write_atomic(path: Pathlike, text: str) -> None:
+    """Write `text` to a short hidden temporary file beside `path`, then rename it into place.
+
+    The temporary name is short and unique whatever the target's name, so two writers never
+    share one and a long file name cannot make it too long."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".xasr-", suffix=".partial")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_lines(path: Pathlike) -> Iterator[tuple[int, str]]:
+    """(line number, line without its newline) of a UTF-8 text file, gzipped or not.
+
+    A byte-order mark is dropped; bytes that are not UTF-8, or a truncated gzip stream, raise
+    ValueError naming the file and the line.
+    """
+    path = Path(path)
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
+    number = 0
+    try:
+        with opener(path, "rb") as f:
+            for number, data in enumerate(f, 1):
+                try:
+                    line = data.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"{path}:{number}: not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+                yield number, line.rstrip("\r\n")
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise ValueError(f"{path}: the gzip stream is truncated or corrupt after {number} line(s) ({e})") from None
