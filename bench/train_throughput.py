@@ -14,6 +14,8 @@ alternative code paths, each reported against the first variant given:
     llm=full                 stage 2 as before: the whole prompt through the LLM every step, logits everywhere
     adam=single              AdamW updating one tensor at a time (torch's CPU default)
     cache=float32            encoder outputs cached in float32 instead of float16
+    negatives=N              stage-1 token loss over N sampled tokens (0: the whole vocabulary)
+    cif_groups=N             groups of the CIF weight predictor's convolution (1: full, d_model: depthwise)
 
     python bench/train_throughput.py [--steps 20] [--stages 1 2] [--cuts CUTS] \
         [--variant before:dtype=float32,llm=full,adam=single,cache=float32 --variant after:dtype=bfloat16]
@@ -110,14 +112,16 @@ def time_training(model: XASRModel, batches: list[CutSet], config: TrainConfig, 
             "utt_per_s": utterances / sum(seconds), "losses": losses}
 
 
-VARIANT_KEYS = {"dtype": ("float32", "bfloat16"), "llm": ("full",), "adam": ("single",), "cache": ("float32",)}
+VARIANT_KEYS = {"dtype": ("float32", "bfloat16"), "llm": ("full",), "adam": ("single",), "cache": ("float32",),
+                "negatives": None, "cif_groups": None}  # None: any integer
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
     name, _, spec = text.partition(":")
     settings = dict(item.split("=", 1) for item in spec.split(",") if item)
     for key, value in settings.items():
-        if value not in VARIANT_KEYS.get(key, ()):
+        allowed = VARIANT_KEYS.get(key, ())
+        if key not in VARIANT_KEYS or (allowed is None and not value.isdigit()) or (allowed and value not in allowed):
             raise SystemExit(f"--variant {text}: unknown setting {key}={value} (see --help)")
     return name, settings
 
@@ -160,6 +164,10 @@ def main() -> None:
     def build(settings: dict) -> XASRModel:
         config = dataclasses.replace(model_config, llm=dataclasses.replace(
             model_config.llm, dtype=settings.get("dtype", model_config.llm.dtype)))
+        if "negatives" in settings:
+            config.loss = dataclasses.replace(config.loss, token_negatives=int(settings["negatives"]))
+        if "cif_groups" in settings:
+            config.cformer = dataclasses.replace(config.cformer, cif_conv_groups=int(settings["cif_groups"]))
         torch.manual_seed(0)  # the same adapter initialisation in every variant
         model = XASRModel.from_config(config).to(device)
         if settings.get("llm") == "full":
