@@ -25,8 +25,17 @@ def test_every_command_has_help(path):
 def test_info_lists_versions_and_device():
     result = runner.invoke(app, ["info"])
     assert result.exit_code == 0, result.output
-    for word in ["torch", "lhotse", "jiwer", "cpu threads", "espeak-ng", "model sources", "whisper-tiny.en"]:
+    for word in ["torch", "lhotse", "jiwer", "cpu threads", "espeak-ng", "model sources", "whisper-tiny.en",
+                 "packaged models"]:
         assert word in result.output
+    # the values are what this machine has, not fixed words
+    import shutil
+    from importlib.metadata import version
+
+    lines = dict(line.strip().split(None, 1) for line in result.output.splitlines()
+                 if line.startswith("  ") and len(line.split()) > 1)
+    assert lines["torch"] == version("torch")
+    assert lines["espeak-ng"] == (shutil.which("espeak-ng") or "not found")
 
 
 def test_prepare_fsdd_writes_manifests(tmp_path):

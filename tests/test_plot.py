@@ -19,3 +19,9 @@ def test_plot_cif_alignment_writes_a_png(tmp_path):
                               title="u1")
     data = path.read_bytes()
     assert path == tmp_path / "plots" / "cif.png" and data.startswith(b"\x89PNG") and len(data) > 1000
+    import matplotlib.image
+
+    image = matplotlib.image.imread(path)
+    assert image.shape[0] > 300 and image.shape[1] > 400  # a figure, not an empty canvas
+    ink = (image[..., :3] < 0.5).any(-1).mean()  # dark pixels: axes, curves, labels
+    assert 0.01 < ink < 0.6

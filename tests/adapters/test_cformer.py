@@ -58,6 +58,7 @@ def test_batch_matches_single():
         for b, n in enumerate(lengths):
             single = cformer(features[b:b + 1, :n], torch.tensor([n]))
             count = int(single.lengths[0])
+            assert count > 0 and int(batched.lengths[b]) == count  # something fires, the same count
             torch.testing.assert_close(batched.embeddings[b, :count], single.embeddings[0], atol=1e-5, rtol=1e-5)
 
 
