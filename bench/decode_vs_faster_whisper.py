@@ -6,7 +6,7 @@ reported separately. faster-whisper runs the packaged CTranslate2 models (whispe
 whisper-base) with its defaults (beam 5, no VAD) and `compute_type` int8, its usual CPU setting;
 it is a bench-only dependency: `pip install faster-whisper`.
 
-    python bench/decode_vs_faster_whisper.py --model EXP/stage2/model \\
+    python bench/decode_vs_faster_whisper.py [--model EXP/stage2/model] \\
         --set real_en_dev=../shared/data/real_en_dev --set fsdd_test=data/fsdd_cuts_test.jsonl.gz \\
         --long-form-minutes 10 [--systems xasr xasr-int8 fw-tiny.en fw-base] [--threads 2]
 
@@ -72,7 +72,7 @@ def run_worker(args: argparse.Namespace) -> None:
         import xasr
 
         torch.set_num_threads(args.threads)
-        model = xasr.load_model(args.model, int8=args.worker == "xasr-int8")
+        model = xasr.load_model(args.model or None, int8=args.worker == "xasr-int8")
         loaded = time.perf_counter()
         transcripts = model.transcribe([item["path"] for item in items])
         hyps = {item["id"]: t.text for item, t in zip(items, transcripts)}
@@ -114,7 +114,7 @@ def run_system(system: str, items: list[dict], args: argparse.Namespace, tmp: Pa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, help="xasr model directory (or hub id)")
+    parser.add_argument("--model", help="xasr model: directory, packaged name or hub id (default: default-en)")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="NAME=PATH (repeatable)")
     parser.add_argument("--long-form-minutes", type=float, default=0.0)
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
@@ -128,8 +128,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return run_worker(args)
-    if any(s.startswith("xasr") for s in args.systems) and not args.model:
-        parser.error("--model is required for the xasr systems")
 
     from xasr.score import score
 
@@ -156,7 +154,7 @@ def main() -> None:
                       f"peak RSS {row['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
 
     print(f"\n{args.threads} CPU threads; faster-whisper compute_type {args.compute_type}, beam {args.fw_beam}; "
-          f"xasr model {args.model}\n")
+          f"xasr model {args.model or 'default-en (packaged)'}\n")
     print("| set | system | files | audio s | load s | decode s | RTF | WER % | peak RSS MiB | speed vs xasr |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:

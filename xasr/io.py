@@ -41,6 +41,8 @@ def read_lines(path: Pathlike) -> Iterator[tuple[int, str]]:
     path = Path(path)
     with open(path, "rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
+    if path.name.endswith(".gz") and not gzipped and path.stat().st_size > 0:
+        raise ValueError(f"{path}: cannot be read (named .gz but not gzip-compressed)")
     opener = gzip.open if gzipped else open
     number = 0
     try:
