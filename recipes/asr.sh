@@ -155,21 +155,6 @@ logged() {
   "$@" 2>&1 | tee -a "${logfile}"
 }
 
-# Debian's contrib/non-free components (some TTS voices live there) for this release, in a file of
-# their own under /etc/apt/sources.list.d, left in place for later runs.
-add_apt_components() {
-  local sources=/etc/apt/sources.list.d/xasr-components.sources codename
-  [ -n "${apt_components}" ] && [ ! -f "${sources}" ] || return 0
-  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-  if ! grep -q '^ID=debian' /etc/os-release 2>/dev/null || [ -z "${codename}" ]; then
-    log "not Debian: make sure the archive components '${apt_components}' are enabled for: ${apt_packages}"
-    return 0
-  fi
-  log "enabling Debian ${codename} components ${apt_components} in ${sources}"
-  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s %s-updates\nComponents: %s\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-    "${codename}" "${codename}" "${apt_components}" | "$@" tee "${sources}" > /dev/null
-}
-
 install_requirements() {
   local missing=() package sudo=""
   for package in ${apt_packages}; do
@@ -182,7 +167,7 @@ install_requirements() {
       sudo=sudo
     fi
     log "installing Debian packages: ${missing[*]}${sudo:+ (with sudo)}"
-    add_apt_components ${sudo}
+    [ -z "${apt_components}" ] || ${sudo} "${RECIPES_DIR}/add_apt_components.sh" "${apt_components}"
     ${sudo} apt-get update -qq
     DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -qq --no-install-recommends "${missing[@]}"
   elif [ -n "${apt_packages}" ]; then

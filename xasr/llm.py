@@ -9,6 +9,7 @@ and the loss covers only the transcript tokens and the end-of-transcript token.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -83,6 +84,18 @@ class PromptTemplate:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
 
+def with_lora(model: nn.Module, config: LLMConfig) -> nn.Module:
+    """`model` with fresh LoRA adapters (peft) when `config.lora_rank` > 0, else `model` itself."""
+    if config.lora_rank <= 0:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(
+        r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+        target_modules=list(config.lora_target_modules), task_type="CAUSAL_LM"))
+
+
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU has bfloat16 matrix instructions (AVX512-BF16 or AMX), on Linux."""
     try:
@@ -133,13 +146,7 @@ class LLM(nn.Module):
         self.source_checksum = weights_checksum(model)
         self.dtype = resolve_dtype(config.dtype)
         model.to(self.dtype)  # frozen, so no float32 master copy is kept
-        if config.lora_rank > 0:
-            from peft import LoraConfig, get_peft_model
-
-            model = get_peft_model(model, LoraConfig(
-                r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                target_modules=list(config.lora_target_modules), task_type="CAUSAL_LM"))
-        self.model = model
+        self.model = with_lora(model, config)
         self.template = PromptTemplate(tokenizer, config.instruction, config.system_prompt)
         self._context_templates: dict[str, PromptTemplate] = {}
         self.hidden_size: int = model.get_input_embeddings().weight.shape[1]

@@ -20,7 +20,7 @@ from torch import nn
 from xasr.adapters import CFormer, CFormerConfig, FrameStackProjector, ProjectorConfig
 from xasr.augment import MaskingConfig, mask_frames
 from xasr.encoders import EncoderConfig, build_encoder
-from xasr.llm import LLM, LLMConfig, greedy_generate, loop_start, trim_loop
+from xasr.llm import LLM, LLMConfig, greedy_generate, loop_start, trim_loop, with_lora
 
 log = logging.getLogger(__name__)
 
@@ -355,10 +355,9 @@ class XASRModel(nn.Module):
 
             if (directory / LORA_DIR).is_dir():
                 model.llm.model = PeftModel.from_pretrained(model.llm.model, str(directory / LORA_DIR))
-                model.llm.config = config.llm
             else:  # LoRA starts here (e.g. stage 2 from a stage-1 C-Former)
-                model.llm = LLM(model.llm.model, model.llm.tokenizer, config.llm)
-                model.llm.source_checksum = llm.source_checksum
+                model.llm.model = with_lora(model.llm.model, config.llm)
+            model.llm.config = config.llm
             model.config = config
         if check_frozen:
             expected, found = saved["frozen_checksums"], model.frozen_checksums()
