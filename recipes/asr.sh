@@ -46,7 +46,7 @@ multimodal_prepare_cmd=""    # hook for image/video corpora: run as CMD DATA_DIR
 data_dir=data                # manifests folder
 
 # Data sets (<prefix>_<split>)
-train_set=""                 # training set
+train_set=""                 # training set(s), space separated: their cuts are joined
 valid_set=""                 # validation set, optional (a validation loss at every epoch end)
 test_sets=""                 # test sets, space separated
 multimodal_train_set=""      # hook: image/video + speech training set for stage 4 (empty: speech only, skipped)
@@ -216,6 +216,10 @@ if [ "${ngpu}" -gt 1 ]; then
 else
   xasr_train=(xasr train)
 fi
+train_cuts_args=()
+for dset in ${train_set}; do
+  train_cuts_args+=(--train-cuts "$(train_cuts_of "${dset}")")
+done
 valid_args=()
 [ -z "${valid_set}" ] || valid_args=(--valid-cuts "$(train_cuts_of "${valid_set}")")
 # shellcheck disable=SC2206
@@ -250,7 +254,7 @@ if stage_enabled 0; then
     fi
   fi
   # shellcheck disable=SC2086
-  check_manifests "${train_set}" ${valid_set} ${test_sets} ${multimodal_train_set}
+  check_manifests ${train_set} ${valid_set} ${test_sets} ${multimodal_train_set}
 fi
 
 # ---- stage 1: cache the frozen encoder's outputs ------------------------------------------------
@@ -263,10 +267,10 @@ if stage_enabled 1; then
     log "Stage 1: cache the frozen encoder's outputs in ${feats_dir}"
     for dset in ${train_set} ${valid_set}; do
       check_manifests "${dset}"
-      if [ -f "${feats_dir}/${dset}/cuts.jsonl.gz" ]; then
+      if [ -f "${feats_dir}/${dset}/.done" ] && [ "${feats_dir}/${dset}/.done" -nt "$(cuts_of "${dset}")" ]; then
         log "${dset}: already cached (${feats_dir}/${dset}/cuts.jsonl.gz), skipping"
         continue
-      fi
+      fi  # a set prepared again is cached again: only its new cuts are encoded
       # shellcheck disable=SC2206
       cmd=(xasr cache-features "${asr_config}" --cuts "$(cuts_of "${dset}")" --output-dir "${feats_dir}/${dset}" ${feats_opts})
       start=${SECONDS}
@@ -282,8 +286,8 @@ if stage_enabled 2; then
     log "Stage 2: skipped: the ${adapter} adapter has no X2L conversion stage (xasr train --stage 1 trains a C-Former)"
   else
     log "Stage 2: xasr train --stage 1 (X2L conversion) in ${asr_exp}/stage1"
-    need_train_cuts "${train_set}" ${valid_set}
-    cmd=("${xasr_train[@]}" "${asr_config}" --stage 1 --train-cuts "$(train_cuts_of "${train_set}")" --exp-dir "${asr_exp}/stage1"
+    need_train_cuts ${train_set} ${valid_set}
+    cmd=("${xasr_train[@]}" "${asr_config}" --stage 1 "${train_cuts_args[@]}" --exp-dir "${asr_exp}/stage1"
          "${valid_args[@]}" "${train_extra[@]}")
     if ! already_done "${asr_exp}/stage1/.done" "$(quote "${cmd[@]}")"; then
       start=${SECONDS}
@@ -296,13 +300,13 @@ fi
 # ---- stage 3: X-LLM stage 2, alignment with the frozen LLM --------------------------------------
 if stage_enabled 3; then
   log "Stage 3: xasr train --stage 2 (alignment with the LLM) in ${asr_exp}/stage2"
-  need_train_cuts "${train_set}" ${valid_set}
+  need_train_cuts ${train_set} ${valid_set}
   init_args=()
   if [ "${adapter}" = cformer ]; then
     [ -f "${asr_exp}/stage1/model/config.json" ] || die "${asr_exp}/stage1/model is missing: run stage 2 first"
     init_args=(--init-from "${asr_exp}/stage1/model")
   fi
-  cmd=("${xasr_train[@]}" "${asr_config}" --stage 2 --train-cuts "$(train_cuts_of "${train_set}")" --exp-dir "${asr_exp}/stage2"
+  cmd=("${xasr_train[@]}" "${asr_config}" --stage 2 "${train_cuts_args[@]}" --exp-dir "${asr_exp}/stage2"
        "${init_args[@]}" "${valid_args[@]}" "${train_extra[@]}")
   if ! already_done "${asr_exp}/stage2/.done" "$(quote "${cmd[@]}")"; then
     start=${SECONDS}

@@ -1,6 +1,10 @@
+import numpy as np
+import pytest
 import torch
 
-from xasr.augment import MaskingConfig, mask_frames
+from xasr.augment import (
+    AudioAugmentConfig, MaskingConfig, augment_cuts, coloured_noise, make_noise_cuts, make_rir_recordings, mask_frames,
+)
 
 
 def test_masks_zero_spans_and_bands_inside_each_utterance_only():
@@ -40,3 +44,102 @@ def test_model_masks_only_in_training(monkeypatch):
     model.train()(tiny_batch(), stage=1)
     model.eval()(tiny_batch(), stage=1)
     assert len(calls) == 1 and calls[0].time_masks == 1
+
+
+# ---- audio-level augmentation ---------------------------------------------------------------------
+
+def _spectral_slope(noise, rate=16000):
+    power = np.abs(np.fft.rfft(noise)) ** 2
+    freqs = np.fft.rfftfreq(len(noise), 1 / rate)
+    low, high = power[(freqs > 50) & (freqs < 500)].mean(), power[(freqs > 2000) & (freqs < 5000)].mean()
+    return low / high
+
+
+def test_coloured_noise_has_the_spectrum_its_name_says():
+    rng = np.random.default_rng(0)
+    white, pink, brown = (coloured_noise(k, 32000, 16000, rng) for k in ("white", "pink", "brown"))
+    assert 0.5 < _spectral_slope(white) < 2
+    assert _spectral_slope(pink) > 5 * _spectral_slope(white)
+    assert _spectral_slope(brown) > 5 * _spectral_slope(pink)
+    hum = coloured_noise("hum", 32000, 16000, rng)
+    spectrum = np.abs(np.fft.rfft(hum))
+    assert np.fft.rfftfreq(32000, 1 / 16000)[spectrum.argmax()] in {50, 60, 100, 120, 150, 180}
+    assert max(np.abs(x).max() for x in (white, pink, brown, hum)) == pytest.approx(1.0)
+
+
+@pytest.fixture
+def speech_cuts(tmp_path):
+    from tests.test_train import tiny_cuts
+
+    (tmp_path / "audio").mkdir()
+    return tiny_cuts(tmp_path / "audio", n=6)
+
+
+def test_augmented_copies_keep_ids_and_texts_change_the_audio_and_repeat_with_the_seed(speech_cuts, tmp_path):
+    from xasr.data.dataset import cut_waveform
+
+    noise = make_noise_cuts(tmp_path / "noise", per_kind=1, seconds=2.0)
+    rirs = make_rir_recordings(tmp_path / "rir", count=3)
+    every = AudioAugmentConfig(speed_factors=(0.9,), reverb_prob=1, noise_prob=1, telephone_prob=1, codec_prob=1,
+                               codecs=("vorbis",))
+    augmented = augment_cuts(speech_cuts, every, noise=noise, rirs=rirs, copy=2, seed=5)
+    assert [c.id for c in augmented] == [f"{c.id}_aug2" for c in speech_cuts]
+    assert [c.supervisions[0].text for c in augmented] == [c.supervisions[0].text for c in speech_cuts]
+    for original, copy in zip(speech_cuts, augmented):
+        clean, noisy = cut_waveform(original), cut_waveform(copy)
+        assert len(noisy) == pytest.approx(len(clean) / 0.9, rel=0.02)  # slower speech lasts longer
+        assert np.isfinite(noisy).all() and np.abs(noisy).max() > 0
+    again = augment_cuts(speech_cuts, every, noise=noise, rirs=rirs, copy=2, seed=5)
+    other = augment_cuts(speech_cuts, every, noise=noise, rirs=rirs, copy=2, seed=6)
+    assert np.allclose(cut_waveform(again[0]), cut_waveform(augmented[0]), atol=1e-4)
+    assert not np.allclose(cut_waveform(other[1])[:4000], cut_waveform(augmented[1])[:4000], atol=1e-3)
+
+
+def test_no_effects_drawn_leaves_the_audio_as_it_was(speech_cuts):
+    from xasr.data.dataset import cut_waveform
+
+    none = AudioAugmentConfig(speed_factors=(1.0,), reverb_prob=0, noise_prob=0, talker_prob=0, telephone_prob=0,
+                              codec_prob=0, volume=(1.0, 1.0))
+    copy = augment_cuts(speech_cuts, none)[0]
+    assert np.allclose(cut_waveform(copy), cut_waveform(speech_cuts[0]), atol=1e-6)
+
+
+def test_another_talker_underneath_adds_energy_where_the_cut_was_quiet(tmp_path):
+    from tests.test_train import tiny_cuts
+    from xasr.data.dataset import cut_waveform
+
+    (tmp_path / "a").mkdir()
+    cuts = tiny_cuts(tmp_path / "a", n=4)
+    talker = AudioAugmentConfig(speed_factors=(1.0,), reverb_prob=0, noise_prob=0, talker_prob=1, telephone_prob=0,
+                                codec_prob=0, volume=(1.0, 1.0), talker_snr=(0.0, 0.0))
+    mixed = augment_cuts(cuts, talker, seed=1)
+    assert any(not np.allclose(cut_waveform(m), cut_waveform(c)) for m, c in zip(mixed, cuts))
+    assert all(len(cut_waveform(m)) == len(cut_waveform(c)) for m, c in zip(mixed, cuts))
+
+
+def test_cli_prepare_augment_writes_the_copies_and_refuses_an_empty_manifest(speech_cuts, tmp_path):
+    from lhotse import CutSet
+    from typer.testing import CliRunner
+
+    from xasr.cli import app
+
+    speech_cuts.to_file(tmp_path / "cuts.jsonl.gz")
+    result = CliRunner().invoke(app, ["prepare", "augment", str(tmp_path / "cuts.jsonl.gz"),
+                                      str(tmp_path / "aug.jsonl.gz"), "--copies", "2", "--num-rirs", "4"])
+    assert result.exit_code == 0, result.output
+    ids = [c.id for c in CutSet.from_file(tmp_path / "aug.jsonl.gz")]
+    assert len(ids) == 12 and ids[0].endswith("_aug1") and ids[-1].endswith("_aug2")
+    assert len(list((tmp_path / "augment" / "rir").glob("*.wav"))) == 4
+    CutSet.from_cuts([]).to_file(tmp_path / "empty.jsonl.gz")
+    result = CliRunner().invoke(app, ["prepare", "augment", str(tmp_path / "empty.jsonl.gz"), str(tmp_path / "x.jsonl.gz")])
+    assert result.exit_code == 1 and "has no cuts" in result.output
+
+
+def test_a_fraction_augments_about_that_share_of_the_cuts(tmp_path):
+    from lhotse import CutSet, MonoCut
+
+    cuts = CutSet.from_cuts(MonoCut(id=f"u{i}", start=0, duration=1, channel=0) for i in range(400))
+    none = AudioAugmentConfig(speed_factors=(1.0,), reverb_prob=0, noise_prob=0, talker_prob=0, telephone_prob=0,
+                              codec_prob=0, volume=(1.0, 1.0))
+    half = augment_cuts(cuts, none, fraction=0.5)
+    assert 160 < len(half) < 240 and all(c.id.endswith("_aug1") for c in half)

@@ -195,16 +195,24 @@ def test_recipe_configs_load(config):
     assert model_config.adapter in ("cformer", "projector")
 
 
-def test_cache_features_command_skips_a_finished_cache_and_names_a_missing_manifest(tmp_path):
+def test_cache_features_command_skips_a_finished_cache_only_and_names_a_missing_manifest(tmp_path):
     from typer.testing import CliRunner
 
     from xasr.cli import app
 
+    from lhotse import CutSet, MonoCut
+
+    cuts = CutSet.from_cuts(MonoCut(id=f"u{i}", start=0, duration=1, channel=0) for i in range(3))
     (tmp_path / "done").mkdir()
-    (tmp_path / "done" / "cuts.jsonl.gz").write_bytes(b"")
-    result = CliRunner().invoke(app, ["cache-features", "absent.yaml", "--cuts", "absent.jsonl.gz",
+    cuts.to_file(tmp_path / "cuts.jsonl.gz")
+    cuts.to_file(tmp_path / "done" / "cuts.jsonl.gz")
+    result = CliRunner().invoke(app, ["cache-features", "absent.yaml", "--cuts", str(tmp_path / "cuts.jsonl.gz"),
                                       "--output-dir", str(tmp_path / "done")])
-    assert result.exit_code == 0 and "already cached" in result.output
+    assert result.exit_code == 0 and "already cached" in result.output  # the model is not even loaded
+    cuts.subset(first=2).to_file(tmp_path / "done" / "cuts.jsonl.gz")  # a set that grew is encoded again
+    result = CliRunner().invoke(app, ["cache-features", "absent.yaml", "--cuts", str(tmp_path / "cuts.jsonl.gz"),
+                                      "--output-dir", str(tmp_path / "done")])
+    assert result.exit_code == 1 and "absent.yaml" in result.output
     result = CliRunner().invoke(app, ["cache-features", "absent.yaml", "--cuts", str(tmp_path / "absent.jsonl.gz"),
                                       "--output-dir", str(tmp_path / "new")])
     assert result.exit_code == 1 and "absent.jsonl.gz: no such file" in result.output

@@ -1,15 +1,150 @@
-"""SpecAugment-style masking of frame sequences (Park et al., 2019), for training on cached encoder outputs.
+"""Augmentation: audio-level copies of training cuts, and SpecAugment-style frame masks.
 
-Masks are applied to the frozen encoder's outputs, so they work on features cached once: every
-epoch sees the same utterance with different frames and channels hidden, without a new encoder pass.
+Audio copies (`augment_cuts`) change what the frozen encoder hears, so synthetic speech looks more
+like recordings: speed, simulated room reverberation, additive noise or another talker underneath,
+telephone band and lossy codecs. They are lhotse's lazy transforms, applied when the audio is loaded
+(once, when the encoder outputs are cached).
+
+Masks (`mask_frames`, Park et al., 2019) are applied to the frozen encoder's outputs, so they work on
+features cached once: every epoch sees the same utterance with different frames and channels
+hidden, without a new encoder pass.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
+import soundfile as sf
 import torch
+from lhotse import CutSet, Recording
 from torch import Tensor
+
+NOISE_KINDS = ("white", "pink", "brown", "hum")
+
+
+@dataclass
+class AudioAugmentConfig:
+    """How often each effect is drawn for an augmented copy (effects combine)."""
+
+    speed_factors: tuple[float, ...] = (0.9, 0.95, 1.0, 1.05, 1.1)  # one drawn per copy
+    reverb_prob: float = 0.5  # room impulse response (lhotse's fast random RIR generator)
+    noise_prob: float = 0.4  # coloured noise or hum from the noise cuts
+    noise_snr: tuple[float, float] = (5.0, 25.0)  # dB, uniform
+    talker_prob: float = 0.15  # another utterance of the same set underneath
+    talker_snr: tuple[float, float] = (12.0, 25.0)
+    telephone_prob: float = 0.1  # mu-law at 8 kHz and back
+    codec_prob: float = 0.15  # one of `codecs`
+    codecs: tuple[str, ...] = ("mp3", "vorbis", "opus", "gsm")
+    volume: tuple[float, float] = (0.3, 1.5)  # gain, log-uniform
+
+
+def coloured_noise(kind: str, num_samples: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-peak noise: white, pink (1/f power), brown (1/f^2) or mains hum (50/60 Hz with harmonics)."""
+    if kind == "hum":
+        t = np.arange(num_samples) / sample_rate
+        base = rng.choice([50.0, 60.0])
+        noise = sum(rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * base * k * t + rng.uniform(0, 2 * np.pi))
+                    for k in range(1, 8))
+        noise = noise + 0.05 * rng.standard_normal(num_samples)
+    else:
+        exponent = {"white": 0.0, "pink": 1.0, "brown": 2.0}[kind]
+        spectrum = np.fft.rfft(rng.standard_normal(num_samples))
+        frequencies = np.fft.rfftfreq(num_samples, 1.0 / sample_rate)
+        frequencies[0] = frequencies[1]
+        noise = np.fft.irfft(spectrum / frequencies ** (exponent / 2), n=num_samples)
+    return (noise / np.abs(noise).max()).astype(np.float32)
+
+
+def make_noise_cuts(output_dir: Path | str, per_kind: int = 3, seconds: float = 60.0, seed: int = 0,
+                    sample_rate: int = 16000) -> CutSet:
+    """Write noise recordings of every kind in NOISE_KINDS to `output_dir` (kept when present)."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    recordings = []
+    for kind in NOISE_KINDS:
+        for i in range(per_kind):
+            path = output_dir / f"{kind}-{seed}-{i}.wav"
+            samples = coloured_noise(kind, int(seconds * sample_rate), sample_rate, rng)
+            if not path.is_file():
+                tmp = path.with_name(f".{path.name}.partial.wav")
+                sf.write(tmp, 0.5 * samples, sample_rate)
+                tmp.rename(path)
+            recordings.append(Recording.from_file(path, recording_id=path.stem))
+    return CutSet.from_cuts(r.to_cut() for r in recordings)
+
+
+def make_rir_recordings(output_dir: Path | str, count: int = 100, seed: int = 0,
+                        sample_rate: int = 16000) -> list[Recording]:
+    """Write `count` simulated room impulse responses (lhotse's fast random RIR generator, T60 up to
+    0.8 s) to `output_dir` (kept when present): drawing one per cut would cost more than the rest
+    of the augmentation together."""
+    from lhotse.augmentation.utils import FastRandomRIRGenerator
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    recordings = []
+    for i in range(count):
+        path = output_dir / f"rir-{seed}-{i}.wav"
+        if not path.is_file():
+            rir = FastRandomRIRGenerator(sr=sample_rate, room_seed=seed * 100003 + i, source_seed=seed * 100019 + i)()
+            tmp = path.with_name(f".{path.name}.partial.wav")
+            sf.write(tmp, rir[0].astype(np.float32), sample_rate, subtype="FLOAT")
+            tmp.rename(path)
+        recordings.append(Recording.from_file(path, recording_id=path.stem))
+    return recordings
+
+
+def augment_cuts(cuts: CutSet, config: AudioAugmentConfig | None = None, noise: CutSet | None = None,
+                 rirs: list[Recording] | None = None, copy: int = 1, seed: int = 0, fraction: float = 1.0) -> CutSet:
+    """An augmented copy of every cut (of a random `fraction` of them), with id `<id>_aug<copy>`;
+    effects drawn per cut from `seed`.
+
+    Order: speed, reverberation (from `rirs`), telephone band, noise (from `noise`) or another
+    talker, codec, gain. Cuts are lazy lhotse transforms: nothing is computed until their audio is
+    loaded.
+    """
+    config = config or AudioAugmentConfig()
+    rng = random.Random(f"{seed}-{copy}")
+    noise_cuts = list(noise) if noise is not None else []
+    eager = cuts.to_eager()
+    talkers = list(eager)
+    augmented = []
+    for cut in eager:
+        if fraction < 1.0 and rng.random() >= fraction:
+            continue
+        new = cut
+        factor = rng.choice(config.speed_factors)
+        if factor != 1.0:
+            new = new.perturb_speed(factor, affix_id=False)
+        if rirs and rng.random() < config.reverb_prob:
+            new = new.reverb_rir(rng.choice(rirs), affix_id=False)
+        if rng.random() < config.telephone_prob:
+            new = new.narrowband("mulaw", affix_id=False)
+        if noise_cuts and rng.random() < config.noise_prob:
+            source = rng.choice(noise_cuts)
+            if source.duration > new.duration:
+                offset = rng.uniform(0, source.duration - new.duration)
+                new = new.mix(source.truncate(offset=offset, duration=new.duration),
+                              snr=rng.uniform(*config.noise_snr), preserve_id="left")
+        elif len(talkers) > 1 and rng.random() < config.talker_prob:
+            other = rng.choice(talkers)
+            if other.id != cut.id:
+                start = rng.uniform(0, 0.5 * new.duration)
+                # the talker underneath is noise: its words are not in the transcript
+                other = other.truncate(duration=min(other.duration, new.duration - start)).drop_supervisions()
+                new = new.mix(other.resample(new.sampling_rate), offset_other_by=start,
+                              snr=rng.uniform(*config.talker_snr), preserve_id="left")
+        if rng.random() < config.codec_prob:
+            new = new.compress(rng.choice(config.codecs), compression_level=rng.uniform(0.5, 0.99))
+        gain = float(np.exp(rng.uniform(np.log(config.volume[0]), np.log(config.volume[1]))))
+        if gain != 1.0:
+            new = new.perturb_volume(gain, affix_id=False)
+        augmented.append(new.with_id(f"{cut.id}_aug{copy}"))
+    return CutSet.from_cuts(augmented)
 
 
 @dataclass

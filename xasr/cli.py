@@ -176,6 +176,48 @@ def prepare_tts_command(
               "re-run to retry them")
 
 
+@prepare_app.command("augment")
+def prepare_augment_command(
+    cuts: Path = typer.Argument(..., help="Cuts manifest (.jsonl.gz) to augment."),
+    output: Path = typer.Argument(..., help="Cuts manifest to write: the augmented copies only."),
+    copies: int = typer.Option(1, help="Augmented copies of every cut (ids <id>_aug1, <id>_aug2, ...)."),
+    seed: int = typer.Option(0, help="Seed of the effects drawn per cut, the noise and the impulse responses."),
+    noise_dir: Optional[Path] = typer.Option(
+        None, help="Where the generated noise and room impulse responses go [default: beside OUTPUT]."),
+    num_rirs: int = typer.Option(100, help="Simulated room impulse responses to draw from."),
+    fraction: float = typer.Option(1.0, help="Augment only this random fraction of the cuts (each copy draws its own)."),
+) -> None:
+    """Augmented copies of CUTS: speed, room reverberation, noise or another talker, telephone band,
+    lossy codecs, gain (xasr.augment). The effects run when the audio is loaded, e.g. by
+    `xasr cache-features`."""
+    from lhotse import CutSet
+
+    from xasr.augment import augment_cuts, make_noise_cuts, make_rir_recordings
+
+    if not cuts.is_file():
+        _fail(f"{cuts}: no such file")
+    if copies < 1:
+        _usage("--copies must be at least 1")
+    if not 0 < fraction <= 1:
+        _usage("--fraction must be in (0, 1]")
+    try:
+        source = CutSet.from_file(cuts)
+    except ValueError as e:
+        _fail(f"{cuts}: {e}")
+    if source is None or len(source := source.to_eager()) == 0:  # lhotse reads an empty manifest as None
+        _fail(f"{cuts}: the manifest has no cuts")
+    noise_dir = noise_dir or output.parent / "augment"
+    noise = make_noise_cuts(noise_dir / "noise", seed=seed)
+    rirs = make_rir_recordings(noise_dir / "rir", count=num_rirs, seed=seed)
+    augmented = CutSet.from_cuts(cut for copy in range(1, copies + 1)
+                                 for cut in augment_cuts(source, noise=noise, rirs=rirs, copy=copy, seed=seed,
+                                                         fraction=fraction))
+    tmp = output.with_name(f".{output.name}.tmp.jsonl.gz")
+    augmented.to_file(tmp)
+    tmp.rename(output)
+    typer.echo(f"{output}: {len(augmented)} augmented copies of the {len(source)} cuts of {cuts}")
+
+
 @app.command("score")
 def score_command(
     ref: Path = typer.Argument(..., help="References: lhotse supervisions/cuts manifest or transcripts.tsv."),
@@ -209,7 +251,7 @@ def score_command(
 @app.command("train")
 def train_command(
     config: Path = typer.Argument(..., help="Recipe YAML with model:, train: and stage1:/stage2: sections."),
-    train_cuts: Path = typer.Option(..., help="Training cuts manifest (.jsonl.gz)."),
+    train_cuts: List[Path] = typer.Option(..., help="Training cuts manifest (.jsonl.gz); repeat to join several."),
     exp_dir: Path = typer.Option(..., help="Experiment folder of this stage (checkpoint, logs, model/)."),
     stage: int = typer.Option(1, help="1 convert (C-Former), 2 align with the LLM, 3 integrate modalities."),
     valid_cuts: Optional[Path] = typer.Option(None, help="Validation cuts for a loss at every epoch end."),
@@ -227,8 +269,9 @@ def train_command(
 
     try:
         model_config, train_config = load_config_file(config, stage, override)
-        cuts = {name: CutSet.from_file(path) for name, path in (("train", train_cuts), ("valid", valid_cuts))
-                if path is not None}
+        cuts = {"train": CutSet.from_cuts(cut for path in train_cuts for cut in CutSet.from_file(path))}
+        if valid_cuts is not None:
+            cuts["valid"] = CutSet.from_file(valid_cuts)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
     from xasr.train import seed_everything
@@ -395,11 +438,8 @@ def cache_features_command(
 ) -> None:
     """Run the frozen encoder once over CUTS and store its outputs; train on OUTPUT_DIR/cuts.jsonl.gz.
 
-    Does nothing when OUTPUT_DIR/cuts.jsonl.gz already exists (delete the folder to recompute).
+    Cuts already cached in OUTPUT_DIR are not encoded again (delete the folder to recompute).
     """
-    if (output_dir / "cuts.jsonl.gz").is_file():
-        typer.echo(f"encoder features already cached: {output_dir / 'cuts.jsonl.gz'}")
-        return
     import torch
     from lhotse import CutSet
 
@@ -410,8 +450,12 @@ def cache_features_command(
     if not cuts.is_file():
         _fail(f"{cuts}: no such file")
     try:
+        cut_set = CutSet.from_file(cuts).to_eager()
+        manifest = output_dir / "cuts.jsonl.gz"
+        if manifest.is_file() and [c.id for c in CutSet.from_file(manifest)] == [c.id for c in cut_set]:
+            typer.echo(f"encoder features already cached: {manifest}")
+            return
         model_config, _ = load_config_file(config, 1, override)
-        cut_set = CutSet.from_file(cuts)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
     if not model_config.encoder.frozen:

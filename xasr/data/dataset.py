@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 import torch
-from lhotse import CutSet
+from lhotse import CutSet, MonoCut
 from lhotse.features.io import NumpyHdf5Writer
 from tqdm import tqdm
 
@@ -61,34 +61,57 @@ def cache_encoder_features(encoder: torch.nn.Module, cuts: CutSet, storage_dir: 
                            batch_duration: float = 60.0, device: Optional[torch.device] = None,
                            dtype: torch.dtype = torch.float16) -> CutSet:
     """Run the frozen encoder once over `cuts`, store its outputs (HDF5, float16 by default: half the
-    disk space and reading time of float32) and return the cuts with them.
+    disk space and reading time of float32) and return the cuts with them, in their given order.
 
-    Writes `storage_dir/cuts.jsonl.gz`; when that file already exists it is returned as it is.
+    Writes `storage_dir/cuts.jsonl.gz` (exactly `cuts`). When it exists, only the cuts it lacks are
+    encoded (into a new HDF5 file beside the others), so a set that grew is not encoded again.
     """
     storage_dir = Path(storage_dir)
     manifest = storage_dir / "cuts.jsonl.gz"
-    if manifest.is_file():
-        log.info("encoder features already cached in %s", storage_dir)
-        return CutSet.from_file(manifest)
+    cached = {c.id: c for c in CutSet.from_file(manifest)} if manifest.is_file() else {}
+    cuts = cuts.to_eager()
+    missing = [c for c in cuts if c.id not in cached]
+    if not missing:
+        log.info("encoder features of all %d cuts already cached in %s", len(cuts), storage_dir)
+        return CutSet.from_cuts(cached[c.id] for c in cuts)
+    if cached:
+        log.info("%d of %d cuts already cached in %s; encoding the other %d",
+                 len(cuts) - len(missing), len(cuts), storage_dir, len(missing))
     storage_dir.mkdir(parents=True, exist_ok=True)
     device = device or next(encoder.parameters()).device
     frame_shift = 1.0 / encoder.frame_rate
-    cuts = cuts.to_eager().sort_by_duration(ascending=False)
-    with_features = []
-    storage = storage_dir / "features.h5"
-    with NumpyHdf5Writer(storage, mode="w") as writer, tqdm(total=len(cuts), desc="encoder features") as bar:
+    missing.sort(key=lambda c: c.duration, reverse=True)
+    part = 0
+    while (storage_dir / _features_file(part)).exists():
+        part += 1
+    storage = storage_dir / _features_file(part)
+    with NumpyHdf5Writer(storage, mode="w") as writer, tqdm(total=len(missing), desc="encoder features") as bar:
         batch: list = []
-        for i, cut in enumerate(cuts):
+        for i, cut in enumerate(missing):
             batch.append(cut)
-            if sum(c.duration for c in batch) >= batch_duration or i == len(cuts) - 1:
+            if sum(c.duration for c in batch) >= batch_duration or i == len(missing) - 1:
                 waveforms, lengths = pad_stack([cut_waveform(c) for c in batch])
                 features, feature_lengths = encoder(waveforms.to(device), lengths.to(device))
                 for c, f, n in zip(batch, features.to(dtype).cpu().numpy(), feature_lengths.tolist()):
-                    array = writer.store_array(c.id, f[:n], frame_shift=frame_shift, temporal_dim=0, start=c.start)
-                    with_features.append(c.with_custom(FEATURE_FIELD, array))
+                    array = writer.store_array(c.id, f[:n], frame_shift=frame_shift, temporal_dim=0,
+                                               start=c.start if isinstance(c, MonoCut) else 0.0)
+                    cached[c.id] = _with_features(c, array)
                 bar.update(len(batch))
                 batch = []
-    cached = CutSet.from_cuts(with_features)
-    cached.to_file(storage_dir / ".cuts.tmp.jsonl.gz")
+    result = CutSet.from_cuts(cached[c.id] for c in cuts)
+    result.to_file(storage_dir / ".cuts.tmp.jsonl.gz")
     (storage_dir / ".cuts.tmp.jsonl.gz").rename(manifest)
-    return cached
+    return result
+
+
+def _features_file(part: int) -> str:
+    return "features.h5" if part == 0 else f"features.{part}.h5"
+
+
+def _with_features(cut, array):
+    """`cut` carrying its cached encoder output; an augmented (mixed) cut becomes a plain cut with
+    the same id, duration and supervisions, since training reads only the features and the text."""
+    if isinstance(cut, MonoCut):
+        return cut.with_custom(FEATURE_FIELD, array)
+    return MonoCut(id=cut.id, start=0.0, duration=cut.duration, channel=0, supervisions=list(cut.supervisions),
+                   custom={FEATURE_FIELD: array})

@@ -21,6 +21,8 @@ tts_engines="piper espeak flite festival"  # TTS engines, space separated
 tts_seed=0                              # seed for the sentence order and the voice/rate/pitch choices
 extra_corpora=""                        # more corpora, space separated ENGINES:COUNT:SEED, e.g. "espeak,flite:3000:1"
 valid_percent=2                         # sentences held out of training for a validation loss and token accuracy
+aug_copies=1                            # augmented copies of each training cut (speed, reverberation, noise, telephone, codecs)
+aug_fraction=1.0                        # ... of this random fraction of the training cuts
 nj=2                                    # parallel synthesis processes
 real_en_dev_dir=../../../../shared/data/real_en_dev   # real English test set (transcripts.tsv + audio)
 psdata_dir=/usr/share/pocketsphinx/test/data          # pocketsphinx-testdata's recordings
@@ -47,8 +49,8 @@ exec ../../../recipes/asr.sh \
   --apt-components "contrib non-free" \
   --pip-extras weights,tts \
   --prepare-cmd "local/prepare.sh --text $(q "${text}") --num-utts ${num_utts} --tts-engines $(q "${tts_engines}") \
---tts-seed ${tts_seed} --extra-corpora $(q "${extra_corpora}") --valid-percent ${valid_percent} --nj ${nj} --real-en-dev-dir $(q "${real_en_dev_dir}") --psdata-dir $(q "${psdata_dir}")" \
-  --train-set tts_fit \
+--tts-seed ${tts_seed} --extra-corpora $(q "${extra_corpora}") --valid-percent ${valid_percent} --aug-copies ${aug_copies} --aug-fraction ${aug_fraction} --nj ${nj} --real-en-dev-dir $(q "${real_en_dev_dir}") --psdata-dir $(q "${psdata_dir}")" \
+  --train-set "tts_fit$([ "${aug_copies}" -gt 0 ] && echo " tts_fitaug")" \
   --valid-set tts_valid \
   --test-sets "real_en_dev pocketsphinx_test" \
   --asr-config conf/cformer.yaml \

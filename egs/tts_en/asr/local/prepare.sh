@@ -3,6 +3,7 @@
 #   tts_{recordings,supervisions,cuts}_train.jsonl.gz           synthetic speech (audio in DATA_DIR/audio/)
 #   extra_s{SEED}/tts_*_train.jsonl.gz                          each --extra-corpora corpus
 #   tts_cuts_{fit,valid}.jsonl.gz                               all synthetic cuts, whole sentences held out for validation
+#   tts_cuts_fitaug.jsonl.gz                                    --aug-copies augmented copies of the fit cuts (augment/: noise, RIRs)
 #   real_en_{recordings,supervisions,cuts}_dev.jsonl.gz         ../shared/data/real_en_dev
 #   pocketsphinx_{recordings,supervisions,cuts}_test.jsonl.gz   pocketsphinx-testdata (DATA_DIR/pocketsphinx/)
 # The real test sets are skipped when their cuts exist; synthesis always runs and resumes.
@@ -14,6 +15,8 @@ tts_engines="piper espeak flite festival"  # TTS engines
 tts_seed=0                              # seed of the synthesis plan
 extra_corpora=""                        # more corpora, space separated ENGINES:COUNT:SEED (engines comma separated), e.g. "espeak,flite:3000:1"
 valid_percent=2                         # sentences held out for validation
+aug_copies=1                            # augmented copies of each training cut (0: none)
+aug_fraction=1.0                        # ... of this random fraction of the training cuts
 nj=2                                    # parallel synthesis processes
 real_en_dev_dir=../../../../shared/data/real_en_dev   # real English test set
 psdata_dir=/usr/share/pocketsphinx/test/data          # pocketsphinx-testdata's recordings
@@ -48,6 +51,11 @@ for spec in ${extra_corpora}; do
   all_cuts+=("${data_dir}/extra_s${seed}/tts_cuts_train.jsonl.gz")
 done
 "${XASR_PYTHON}" "${LOCAL_DIR}/split_valid.py" --valid-percent "${valid_percent}" "${data_dir}" "${all_cuts[@]}"
+if [ "${aug_copies}" -gt 0 ]; then
+  log "augmenting the training cuts (${aug_copies} copies: speed, reverberation, noise, telephone, codecs)"
+  xasr prepare augment "${data_dir}/tts_cuts_fit.jsonl.gz" "${data_dir}/tts_cuts_fitaug.jsonl.gz" \
+    --copies "${aug_copies}" --fraction "${aug_fraction}" --seed "${tts_seed}" --noise-dir "${data_dir}/augment"
+fi
 
 if [ -f "${data_dir}/real_en_cuts_dev.jsonl.gz" ]; then
   log "real_en_dev already prepared"

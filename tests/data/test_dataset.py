@@ -1,0 +1,58 @@
+import numpy as np
+import torch
+
+from xasr.augment import AudioAugmentConfig, augment_cuts
+from xasr.data.dataset import FEATURE_FIELD, SpeechTextDataset, cache_encoder_features
+from xasr.encoders import EncoderConfig, build_encoder
+
+
+class CountingEncoder(torch.nn.Module):
+    """A conformer encoder that counts the utterances it encodes."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = build_encoder(EncoderConfig(kind="conformer"))
+        self.frame_rate, self.output_dim, self.encoded = self.inner.frame_rate, self.inner.output_dim, 0
+
+    def forward(self, waveforms, lengths):
+        self.encoded += len(waveforms)
+        return self.inner(waveforms, lengths)
+
+
+def test_cache_encodes_only_new_cuts_and_writes_exactly_the_given_set(tmp_path):
+    from tests.test_train import tiny_cuts
+
+    (tmp_path / "audio").mkdir()
+    cuts = tiny_cuts(tmp_path / "audio", n=8)
+    encoder = CountingEncoder().eval()
+    first = cache_encoder_features(encoder, cuts.subset(first=5), tmp_path / "cache")
+    assert encoder.encoded == 5 and [c.id for c in first] == [c.id for c in cuts.subset(first=5)]
+    grown = cache_encoder_features(encoder, cuts.subset(last=6), tmp_path / "cache")
+    assert encoder.encoded == 5 + 3  # utt5..utt7 only
+    assert [c.id for c in grown] == [c.id for c in cuts.subset(last=6)]  # the given order, utt0/utt1 left out
+    assert (tmp_path / "cache" / "features.1.h5").is_file()
+    by_id = {c.id: c for c in first}
+    for cut in grown:
+        features = cut.load_custom(FEATURE_FIELD)
+        assert features.dtype == np.float16 and features.ndim == 2
+        if cut.id in by_id:
+            assert np.array_equal(features, by_id[cut.id].load_custom(FEATURE_FIELD))
+    from lhotse import CutSet
+
+    assert [c.id for c in CutSet.from_file(tmp_path / "cache" / "cuts.jsonl.gz")] == [c.id for c in grown]
+    cache_encoder_features(encoder, cuts.subset(last=6), tmp_path / "cache")
+    assert encoder.encoded == 8
+
+
+def test_mixed_augmented_cuts_are_cached_as_plain_cuts_with_their_text(tmp_path):
+    from tests.test_train import tiny_cuts
+
+    (tmp_path / "audio").mkdir()
+    cuts = tiny_cuts(tmp_path / "audio", n=4)
+    talker = AudioAugmentConfig(talker_prob=1.0, noise_prob=0.0)
+    augmented = augment_cuts(cuts, talker, seed=3)
+    assert any(type(c).__name__ == "MixedCut" for c in augmented)
+    cached = cache_encoder_features(CountingEncoder().eval(), augmented, tmp_path / "cache")
+    batch = SpeechTextDataset()[cached]
+    assert batch.features is not None and sorted(batch.texts) == sorted(c.supervisions[0].text for c in cuts)
+    assert sorted(batch.ids) == sorted(c.id for c in augmented)
