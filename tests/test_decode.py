@@ -18,7 +18,7 @@ from xasr.decode import (AudioInput, DecodeOptions, collect_inputs, iter_segment
                          token_times, transcribe, unique_ids, words_with_times)
 from xasr.encoders import EncoderConfig
 from xasr.llm import LLM, greedy_generate, loop_start, trim_loop
-from xasr.model import GenerationOptions, XASRModel
+from xasr.model import GenerationOptions, XASRConfig, XASRModel
 
 
 # ---- generation ---------------------------------------------------------------------------------
@@ -76,6 +76,64 @@ def test_nothing_fired_means_an_empty_transcript_without_the_llm(monkeypatch):
     monkeypatch.setattr("xasr.model.greedy_generate", lambda *a, **k: pytest.fail("the LLM was called"))
     assert [r["text"] for r in model.generate(tiny_batch())] == ["", ""]
 
+
+
+def test_cif_search_is_the_token_head_argmax_without_the_llm(monkeypatch):
+    model = tiny_model(dropout=0.0).eval()
+    batch = tiny_batch()
+    with torch.no_grad():
+        out = model.adapter(*model.encode(batch))
+        expected = [model.token_head(out.embeddings[b, :n]).argmax(-1).tolist()
+                    for b, n in enumerate(out.lengths.tolist())]
+    assert any(expected)
+    monkeypatch.setattr("xasr.model.greedy_generate", lambda *a, **k: pytest.fail("the LLM was called"))
+    results = model.generate(batch, options=GenerationOptions(search="cif"))
+    assert [r["token_ids"] for r in results] == expected
+    assert [r["text"] for r in results] == [model.llm.template.decode(ids) for ids in expected]
+    assert all(len(r["token_ids"]) == r["cif_tokens"] for r in results)
+    with pytest.raises(ValueError, match="one beam"):
+        model.generate(batch, num_beams=2, options=GenerationOptions(search="cif"))
+    with pytest.raises(ValueError, match="unknown search"):
+        GenerationOptions(search="fast")
+
+
+def test_chat_guard_replaces_a_transcript_that_left_the_cif_draft():
+    from xasr.model import word_agreement
+
+    assert word_agreement("The cat sat.", "the cat sat") == 1.0
+    assert word_agreement("the speech is a classic example of rhetoric", "the cat sat") < 0.3
+    assert word_agreement("", "") == 1.0 and word_agreement("a", "") == 0.0
+    model = tiny_model(dropout=0.0).eval()
+    batch = tiny_batch()
+    plain = model.generate(batch, options=GenerationOptions())
+    assert all("draft_agreement" not in r for r in plain)  # the guard is off by default
+    always = model.generate(batch, options=GenerationOptions(min_draft_agreement=1.01))
+    drafts = model.generate(batch, options=GenerationOptions(search="cif"))
+    assert [r["token_ids"] for r in always] == [r["token_ids"] for r in drafts]
+    assert all(r["guarded"] and 0 <= r["draft_agreement"] <= 1 for r in always)
+    lenient = model.generate(batch, options=GenerationOptions(min_draft_agreement=1e-9))
+    kept = [r for r in lenient if r["draft_agreement"] > 0]
+    assert all(not r.get("guarded") for r in kept)
+    assert [r["token_ids"] for r in lenient] == [
+        p["token_ids"] if r["draft_agreement"] > 0 else d["token_ids"] for r, p, d in zip(lenient, plain, drafts)]
+
+def test_the_model_config_sets_the_default_search_and_decode_options_override_it(monkeypatch):
+    from xasr.decode import AudioInput, DecodeOptions, transcribe
+
+    model = tiny_model(dropout=0.0).eval()
+    seen = []
+    original = model.generate
+    monkeypatch.setattr(model, "generate", lambda *a, options=None, **k: seen.append(options.search) or original(
+        *a, options=options, **k))
+    item = AudioInput(id="a", samples=0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32))
+    model.config.generation = GenerationOptions(search="cif")
+    list(transcribe(model, [item], DecodeOptions(vad="never")))
+    list(transcribe(model, [item], DecodeOptions(vad="never", search="greedy")))
+    assert seen == ["cif", "greedy"]
+    assert XASRConfig.from_dict(model.config.to_dict()).generation.search == "cif"
+    old = model.config.to_dict()
+    del old["generation"]  # config.json written before the field existed
+    assert XASRConfig.from_dict(old).generation.search == "greedy"
 
 # ---- timestamps ---------------------------------------------------------------------------------
 def test_level_crossings_and_token_times_from_cif_weights():
@@ -309,3 +367,13 @@ def test_long_input_is_segmented_by_voice_activity_in_file_time(model_dir, utter
     assert [round(s.start, 2) for s in transcript.segments] == [round(p[0], 2) for p in pieces]
     for segment in transcript.segments:
         assert all(segment.start <= w.start <= w.end <= segment.end for w in segment.words)
+
+
+def test_cli_search_cif_decodes_and_bad_search_options_are_usage_errors(model_dir, tmp_path):
+    _noise(tmp_path / "a.wav", 1.0)
+    result = CliRunner().invoke(app, ["decode", str(tmp_path / "a.wav"), "--model", str(model_dir), "--search", "cif",
+                                      "--vad", "never", "--no-progress"])
+    assert result.exit_code == 0 and "\na\t" in "\n" + result.output.split("it/s]")[-1]
+    for args, message in ((["--search", "fast"], "use greedy or cif"), (["--search", "cif", "--beam", "2"], "no --beam")):
+        result = CliRunner().invoke(app, ["decode", str(tmp_path / "a.wav"), "--model", str(model_dir), *args])
+        assert result.exit_code == 2 and message in result.output

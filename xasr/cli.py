@@ -308,6 +308,9 @@ def decode_command(
     name: Optional[str] = typer.Option(None, help="Test set name in the report file names (with --ref)."),
     suffix: str = typer.Option("xasr", help="Settings name in the report file names (with --ref)."),
     beam: int = typer.Option(1, help="Beam size; 1 is greedy search with a KV cache."),
+    search: Optional[str] = typer.Option(
+        None, help="greedy (the LLM writes the transcript) or cif (the C-Former's token head alone, no LLM: "
+                   "fastest) [default: the model's own]."),
     batch_seconds: float = typer.Option(120.0, help="Seconds of (padded) audio per batch."),
     vad: str = typer.Option("auto", help="auto (split inputs longer than --max-segment-seconds), always or never."),
     max_segment_seconds: float = typer.Option(30.0, help="Longest segment decoded in one piece."),
@@ -329,12 +332,17 @@ def decode_command(
     import time
 
     from xasr.decode import DecodeOptions, collect_inputs, load_model, transcribe
+    from xasr.model import SEARCHES
     from xasr.writers import OutputLocked, TranscriptWriter
 
     for option, value in (("--beam", beam), ("--batch-seconds", batch_seconds),
                           ("--max-segment-seconds", max_segment_seconds), ("--max-audio-hours", max_audio_hours)):
         if not value > 0:
             _usage(f"{option} {value}: must be positive")
+    if search is not None and search not in SEARCHES:
+        _usage(f"--search {search}: use {' or '.join(SEARCHES)}")
+    if search == "cif" and beam > 1:
+        _usage("--search cif reads the token head once: it takes no --beam")
     if llm_dtype not in ("float32", "bfloat16", "auto", "model"):
         _usage(f"--llm-dtype {llm_dtype}: use float32, bfloat16, auto or model")
     _check_device(device)
@@ -380,7 +388,9 @@ def decode_command(
     options = DecodeOptions(
         num_beams=beam, batch_seconds=batch_seconds, vad=vad, max_segment_seconds=max_segment_seconds,
         context=context, hotwords=[w for spec in hotwords for w in spec.split(",") if w.strip()],
-        max_audio_hours=max_audio_hours, plot_cif_dir=plot_cif)
+        max_audio_hours=max_audio_hours, plot_cif_dir=plot_cif, search=search)
+    if asr is not None and search == "cif" and asr.config.adapter != "cformer":
+        _usage(f"--search cif needs a C-Former model; this one has the {asr.config.adapter} adapter")
     started, audio_seconds, failed, complete = time.time(), 0.0, 0, False
     finished, write_failures = 0, 0
     try:

@@ -40,6 +40,7 @@ SILENCE_PEAK = 1e-4  # digital silence: no sample above about -80 dBFS
 @dataclass
 class DecodeOptions:
     num_beams: int = 1  # 1 = greedy with a KV cache
+    search: Optional[str] = None  # greedy or cif (token head alone, no LLM); default: the model's own
     batch_seconds: float = 120.0  # padded audio per batch
     pool_seconds: float = 600.0  # audio read ahead and sorted by duration before decoding
     pool_inputs: int = 64  # ... or this many inputs: finished transcripts are written as each pool ends
@@ -50,7 +51,7 @@ class DecodeOptions:
     max_audio_hours: float = 24.0  # longer inputs are refused rather than started
     timestamp_margin: float = 0.1  # in tokens: a word starts/ends this far inside its CIF weight
     plot_cif_dir: Optional[Path] = None  # write a PNG of each segment's CIF firing positions here
-    generation: GenerationOptions = field(default_factory=GenerationOptions)
+    generation: Optional[GenerationOptions] = None  # default: the model's own (config.json `generation`)
 
     def prompt_context(self) -> Optional[str]:
         """The context text the LLM sees (None when there is none)."""
@@ -382,6 +383,9 @@ def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions
 
     device = next(model.adapter.parameters()).device
     context = options.prompt_context()
+    generation = options.generation or model.config.generation
+    if options.search is not None:
+        generation = dataclasses.replace(generation, search=options.search)
     order = sorted(range(len(pieces)), key=lambda i: -pieces[i].seconds)
     results: list = [None] * len(pieces)
     position = 0
@@ -393,7 +397,8 @@ def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions
         started = time.time()
         waveforms, lengths = pad_stack([pieces[i].samples for i in chosen])
         batch = Batch(ids=[str(i) for i in chosen], waveforms=waveforms, waveform_lengths=lengths).to(device)
-        outputs = model.generate(batch, num_beams=options.num_beams, context=context, options=options.generation)
+        outputs = model.generate(batch, num_beams=options.num_beams, context=context,
+                                 options=generation)
         wall = time.time() - started
         total_seconds = sum(pieces[i].seconds for i in chosen)
         for i, out in zip(chosen, outputs):

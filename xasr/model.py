@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import logging
 import math
@@ -48,6 +49,28 @@ class GenerationOptions:
     tokens_per_second: float = 4.0  # announced tokens for adapters without a count (projector)
     loop_repeats: int = 3  # a pattern repeated this often past the announced count is a loop
     hf_generate: bool = False  # greedy search with transformers' generate instead of xasr's KV loop
+    search: str = "greedy"  # greedy (the LLM writes, beams via num_beams) or cif (the token head alone, no LLM)
+    # chat guard: an LLM transcript whose words agree less than this with the CIF draft (difflib ratio)
+    # has stopped transcribing; the draft replaces it. 0 turns the guard off.
+    min_draft_agreement: float = 0.0
+
+    def __post_init__(self):
+        if self.search not in SEARCHES:
+            raise ValueError(f"unknown search '{self.search}': use {' or '.join(SEARCHES)}")
+
+
+SEARCHES = ("greedy", "cif")
+
+
+def word_agreement(text: str, other: str) -> float:
+    """How far two transcripts share their words in order (difflib ratio over lowercase words, 0..1)."""
+    def words(t: str) -> list[str]:
+        return ["".join(ch for ch in w if ch.isalnum()) for w in t.lower().split()]
+
+    a, b = words(text), words(other)
+    if not a and not b:
+        return 1.0
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
 @dataclass
@@ -59,6 +82,7 @@ class XASRConfig:
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)  # on encoder outputs, in training only
+    generation: GenerationOptions = field(default_factory=GenerationOptions)  # the model's decoding defaults
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -188,8 +212,7 @@ class XASRModel(nn.Module):
         that many uniformly sampled others instead of the whole vocabulary (a sampled softmax; the
         accuracy is then among those candidates); evaluation always uses the whole vocabulary.
         """
-        scale = self.llm.embedding_scale
-        rows = (torch.cat([e[: len(t)] for e, t in zip(embeddings, targets)]) / scale).to(self.llm.dtype)
+        rows = (torch.cat([e[: len(t)] for e, t in zip(embeddings, targets)]) / self.llm.embedding_scale).to(self.llm.dtype)
         labels = torch.tensor([i for t in targets for i in t], device=rows.device)
         head = self.llm.output_embeddings
         weight, bias = head.weight, getattr(head, "bias", None)
@@ -202,6 +225,12 @@ class XASRModel(nn.Module):
         logits = F.linear(rows, weight, bias).float()
         accuracy = (logits.detach().argmax(-1) == labels).float().mean()
         return F.cross_entropy(logits, labels), accuracy
+
+    def token_head(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Float32 logits over the LLM's vocabulary of C-Former vectors [..., D], read through the LLM's
+        output embedding (the stage-1 token head; its argmax is the CIF draft)."""
+        rows = (embeddings / self.llm.embedding_scale).to(self.llm.dtype)
+        return self.llm.output_embeddings(rows).float()
 
     def _ctc_loss(self, features, feature_lengths, targets):
         log_probs = self.ctc_head(features).log_softmax(-1).transpose(0, 1)
@@ -221,7 +250,9 @@ class XASRModel(nn.Module):
         which announces no count, gets a budget from the audio duration. `context` (names, topic,
         hotwords) joins the prompt but never the transcript.
         """
-        options = options or GenerationOptions()
+        options = options or self.config.generation
+        if options.search == "cif" and (self.config.adapter != "cformer" or num_beams > 1):
+            raise ValueError("search 'cif' reads the C-Former's token head: it needs the cformer adapter and one beam")
         features, feature_lengths = self.encode(batch)
         out = self.adapter(features, feature_lengths)
         lengths = out.lengths.tolist()
@@ -236,6 +267,11 @@ class XASRModel(nn.Module):
             for b, result in enumerate(results):
                 result["cif_tokens"] = lengths[b]
                 result["alphas"] = out.cif.alphas[b, : int(feature_lengths[b])].float().cpu()
+        if options.search == "cif":  # one token per fired vector, no LLM
+            for b, result in enumerate(results):
+                ids = self.token_head(out.embeddings[b, : lengths[b]]).argmax(-1).tolist()
+                result["token_ids"], result["text"] = ids, self.llm.template.decode(ids)
+            return results
         # nothing fired: nothing was said, and an LLM given no speech would only make something up
         speaking = [b for b in range(len(results)) if lengths[b] > 0]
         if not speaking:
@@ -262,6 +298,13 @@ class XASRModel(nn.Module):
             ids = trim_loop(token_ids[row][: budgets[b]], keep=expected[b], repeats=options.loop_repeats)
             results[b]["token_ids"] = ids
             results[b]["text"] = template.decode(ids)
+        if options.min_draft_agreement > 0 and out.cif is not None:
+            for b in speaking:
+                draft = self.token_head(out.embeddings[b, : lengths[b]]).argmax(-1).tolist()
+                agreement = word_agreement(results[b]["text"], template.decode(draft))
+                results[b].update(draft_token_ids=draft, draft_agreement=agreement)
+                if agreement < options.min_draft_agreement:
+                    results[b].update(token_ids=draft, text=template.decode(draft), guarded=True)
         return results
 
     def transcribe(self, inputs, **options) -> list:
