@@ -156,6 +156,29 @@ def test_words_are_timed_by_their_tokens():
     text, words = words_with_times(tokenizer, ids, times, offset=10.0)
     assert text == "hi you"
     assert [(w.word, w.start, w.end) for w in words] == [("hi", 10.0, 11.5), ("you", 13.0, 15.5)]
+    assert all(w.probability is None for w in words)
+    _, words = words_with_times(tokenizer, ids, times, token_probs=[0.9, 0.5, 0.1, 0.2, 0.4, 0.6])
+    assert [w.probability for w in words] == [0.7, 0.4]  # the mean of each word's tokens
+
+
+@pytest.mark.parametrize("search", ["greedy", "cif"])
+def test_token_probabilities_are_those_of_the_chosen_tokens(search):
+    model = tiny_model(dropout=0.0).eval()
+    results = model.generate(tiny_batch(), options=GenerationOptions(search=search, loop_repeats=1000))
+    assert any(r["token_ids"] for r in results)
+    for r in results:
+        assert len(r["token_probs"]) == len(r["token_ids"]) and all(0 < p <= 1 for p in r["token_probs"])
+    if search == "greedy":  # the LLM's probability of each written token, as one forward pass gives it
+        r = results[0]
+        template = model.llm.template
+        with torch.no_grad():
+            out = model.adapter(*model.encode(tiny_batch()))
+            speech = {"<speech>": [out.embeddings[0, : out.lengths[0]]]}
+            embeds, mask, _ = model.llm.build_inputs(speech, padding_side="left", template=template)
+            written = model.llm.model.get_input_embeddings()(torch.tensor([r["token_ids"]]))
+            logits = model.llm.model(inputs_embeds=torch.cat([embeds, written], 1)).logits[0, embeds.shape[1] - 1:-1]
+        expected = logits.float().softmax(-1).gather(-1, torch.tensor(r["token_ids"])[:, None])[:, 0]
+        assert torch.allclose(torch.tensor(r["token_probs"]), expected, atol=1e-4)
 
 
 # ---- context and hotwords ------------------------------------------------------------------------

@@ -82,6 +82,7 @@ class Word:
     word: str
     start: float
     end: float
+    probability: Optional[float] = None  # mean probability of its tokens (None: the search gave none)
 
 
 @dataclass
@@ -334,8 +335,9 @@ def token_times(alphas: torch.Tensor, num_tokens: int, frame_rate: float,
 
 
 def words_with_times(tokenizer, token_ids: Sequence[int], times: Sequence[tuple[float, float]],
-                     offset: float) -> tuple[str, list[Word]]:
-    """Decoded text and its whitespace-separated words, each timed by the tokens it is made of."""
+                     offset: float = 0.0, token_probs: Optional[Sequence[float]] = None) -> tuple[str, list[Word]]:
+    """Decoded text and its whitespace-separated words, each timed by the tokens it is made of and,
+    given `token_probs`, scored by their mean probability."""
     spans, text = [], ""
     for k in range(len(token_ids)):  # character span of each token in the decoded text
         upto = tokenizer.decode(token_ids[: k + 1], skip_special_tokens=True)
@@ -348,7 +350,10 @@ def words_with_times(tokenizer, token_ids: Sequence[int], times: Sequence[tuple[
             start, end = times[tokens[0]][0], times[tokens[-1]][1]
         else:
             start = end = 0.0
-        words.append(Word(match.group(), round(offset + start, 3), round(offset + end, 3)))
+        probability = None
+        if tokens and token_probs:
+            probability = round(sum(token_probs[k] for k in tokens) / len(tokens), 4)
+        words.append(Word(match.group(), round(offset + start, 3), round(offset + end, 3), probability))
     return text.strip(), words
 
 
@@ -406,7 +411,7 @@ def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions
             ids = out["token_ids"]
             times = (token_times(out["alphas"], len(ids), model.encoder.frame_rate, options.timestamp_margin)
                      if "alphas" in out else [])
-            text, words = words_with_times(model.llm.tokenizer, ids, times, piece.start)
+            text, words = words_with_times(model.llm.tokenizer, ids, times, piece.start, out.get("token_probs"))
             cleaned = strip_context(text, context)
             if cleaned != text:  # the copied context is gone: keep the words of what is left
                 words = words[len(words) - len(cleaned.split()):] if cleaned else []

@@ -329,15 +329,19 @@ StopRule = Callable[[int, list[int]], bool]
 @torch.no_grad()
 def greedy_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                     max_new_tokens: Sequence[int], eos_token_id: int,
-                    should_stop: Optional[StopRule] = None, cache=None) -> list[list[int]]:
+                    should_stop: Optional[StopRule] = None, cache=None,
+                    probabilities: Optional[list[list[float]]] = None) -> list[list[int]]:
     """Greedy decoding with a KV cache, each item with its own token budget.
 
     `inputs_embeds` are left-padded; `should_stop(b, tokens)` may end item b early (a loop guard).
     `cache` holds keys/values of tokens before the inputs (a prompt prefix); `attention_mask` then
     covers those too. Items that finish leave the batch, so the cost follows the items still writing.
+    Given a list, `probabilities` receives each item's token probabilities (one list per item).
     """
     batch = inputs_embeds.shape[0]
     tokens: list[list[int]] = [[] for _ in range(batch)]
+    if probabilities is not None:
+        probabilities[:] = [[] for _ in range(batch)]
     active = torch.arange(batch, device=inputs_embeds.device)  # rows of the cache still writing
     positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)[:, -inputs_embeds.shape[1]:]
     out = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True,
@@ -346,12 +350,16 @@ def greedy_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
     logits = out.logits[:, -1]
     for _ in range(max(max_new_tokens, default=0)):
         next_ids = logits.argmax(-1)
+        if probabilities is not None:
+            chosen = logits.float().softmax(-1).gather(-1, next_ids[:, None])[:, 0].tolist()
         keep = []
         for row, b in enumerate(active.tolist()):
             token = int(next_ids[row])
             if token == eos_token_id:
                 continue
             tokens[b].append(token)
+            if probabilities is not None:
+                probabilities[b].append(chosen[row])
             if len(tokens[b]) >= max_new_tokens[b] or (should_stop is not None and should_stop(b, tokens[b])):
                 continue
             keep.append(row)

@@ -269,8 +269,8 @@ class XASRModel(nn.Module):
                 result["alphas"] = out.cif.alphas[b, : int(feature_lengths[b])].float().cpu()
         if options.search == "cif":  # one token per fired vector, no LLM
             for b, result in enumerate(results):
-                ids = self.token_head(out.embeddings[b, : lengths[b]]).argmax(-1).tolist()
-                result["token_ids"], result["text"] = ids, self.llm.template.decode(ids)
+                ids, probs = self._draft(out.embeddings[b, : lengths[b]])
+                result.update(token_ids=ids, token_probs=probs, text=self.llm.template.decode(ids))
             return results
         # nothing fired: nothing was said, and an LLM given no speech would only make something up
         speaking = [b for b in range(len(results)) if lengths[b] > 0]
@@ -282,6 +282,7 @@ class XASRModel(nn.Module):
         def is_looping(row: int, tokens: list[int]) -> bool:
             return len(tokens) > expected[speaking[row]] and loop_start(tokens, options.loop_repeats) is not None
 
+        probabilities: list[list[float]] = []  # greedy search only
         if num_beams == 1 and not options.hf_generate:
             # the prompt text before <speech> comes from the cache; the padding goes between it and the speech
             cache, prefix = self.llm.prefix_cache(template, len(speaking))
@@ -289,7 +290,8 @@ class XASRModel(nn.Module):
                                                     with_prefix=cache is None)
             mask = torch.cat([mask.new_ones(len(speaking), prefix), mask], dim=1)
             token_ids = greedy_generate(self.llm.model, embeds, mask, [budgets[b] for b in speaking],
-                                        template.eos_token_id, should_stop=is_looping, cache=cache)
+                                        template.eos_token_id, should_stop=is_looping, cache=cache,
+                                        probabilities=probabilities)
         else:
             embeds, mask, _ = self.llm.build_inputs(speech, padding_side="left", template=template)
             token_ids = self.llm.generate(embeds, mask, max_new_tokens=max(budgets[b] for b in speaking),
@@ -298,14 +300,22 @@ class XASRModel(nn.Module):
             ids = trim_loop(token_ids[row][: budgets[b]], keep=expected[b], repeats=options.loop_repeats)
             results[b]["token_ids"] = ids
             results[b]["text"] = template.decode(ids)
+            if probabilities:
+                results[b]["token_probs"] = probabilities[row][: len(ids)]
         if options.min_draft_agreement > 0 and out.cif is not None:
             for b in speaking:
-                draft = self.token_head(out.embeddings[b, : lengths[b]]).argmax(-1).tolist()
+                draft, draft_probs = self._draft(out.embeddings[b, : lengths[b]])
                 agreement = word_agreement(results[b]["text"], template.decode(draft))
                 results[b].update(draft_token_ids=draft, draft_agreement=agreement)
                 if agreement < options.min_draft_agreement:
-                    results[b].update(token_ids=draft, text=template.decode(draft), guarded=True)
+                    results[b].update(token_ids=draft, token_probs=draft_probs, text=template.decode(draft),
+                                      guarded=True)
         return results
+
+    def _draft(self, embeddings: torch.Tensor) -> tuple[list[int], list[float]]:
+        """The CIF draft of one item's vectors: the token head's argmax and its probability."""
+        best = self.token_head(embeddings).softmax(-1).max(-1)
+        return best.indices.tolist(), best.values.tolist()
 
     def transcribe(self, inputs, **options) -> list:
         """Transcripts of audio files, directories, globs or 16 kHz arrays ((array, rate) pairs too).
