@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -524,9 +525,23 @@ def test_tts_en_recipe_on_synthetic_and_fake_real_speech(tiny_sources, tmp_path)
     assert len(read_jsonl_gz(tmp_path / "data" / "tts_cuts_train.jsonl.gz")) == 4
     fit, valid = (read_jsonl_gz(tmp_path / "data" / f"tts_cuts_{split}.jsonl.gz") for split in ("fit", "valid"))
     assert len(fit) + len(valid) == 4 and valid  # whole sentences held out for validation
+    augmented = read_jsonl_gz(tmp_path / "data" / "tts_cuts_fitaug.jsonl.gz")  # one augmented copy of each
+    assert sorted(c["id"] for c in augmented) == sorted(f"{c['id']}_aug1" for c in fit)
+    features = tmp_path / "exp" / "features"
+    assert [len(read_jsonl_gz(f)) for f in sorted(features.glob("*/tts_fitaug/cuts.jsonl.gz"))] == [len(fit)]
     check_outputs(tmp_path / "exp", "tiny", ["real_en_dev", "pocketsphinx_test"],
                   {"real_en_dev": 2, "pocketsphinx_test": 4})
     assert run_recipe("tts_en", *args).stdout.count("already done") == 5  # prepare, 2 train, 2 decode
+    target = tmp_path / "packaged"
+    subprocess.run([sys.executable, str(EGS / "tts_en" / "asr" / "local" / "package_model.py"),
+                    "--exp-dir", str(tmp_path / "exp" / "tiny"), "--data-dir", str(tmp_path / "data"),
+                    "--train-set", "tts_fit tts_fitaug", "--search", "cif", "--target", str(target)], check=True)
+    card = json.loads((target / "card.json").read_text())
+    assert card["training_data"]["utterances"] == 2 * len(fit) and card["search"] == "cif"
+    assert json.loads((target / "config.json").read_text())["xasr_config"]["generation"]["search"] == "cif"
+    from xasr.model import XASRModel
+
+    assert XASRModel.load(target).config.generation.search == "cif"
 
 
 def fake_librispeech(root: Path) -> Path:

