@@ -87,10 +87,14 @@ def test_cif_search_is_the_token_head_argmax_without_the_llm(monkeypatch):
                     for b, n in enumerate(out.lengths.tolist())]
     assert any(expected)
     monkeypatch.setattr("xasr.model.greedy_generate", lambda *a, **k: pytest.fail("the LLM was called"))
-    results = model.generate(batch, options=GenerationOptions(search="cif"))
+    results = model.generate(batch, options=GenerationOptions(search="cif", collapse_repeats=False))
     assert [r["token_ids"] for r in results] == expected
     assert [r["text"] for r in results] == [model.llm.template.decode(ids) for ids in expected]
     assert all(len(r["token_ids"]) == r["cif_tokens"] for r in results)
+    assert any(a == b for ids in expected for a, b in zip(ids, ids[1:]))  # a random head repeats itself
+    collapsed = model.generate(batch, options=GenerationOptions(search="cif"))
+    assert [r["token_ids"] for r in collapsed] == [[t for k, t in enumerate(ids) if k == 0 or t != ids[k - 1]]
+                                                    for ids in expected]
     with pytest.raises(ValueError, match="one beam"):
         model.generate(batch, num_beams=2, options=GenerationOptions(search="cif"))
     with pytest.raises(ValueError, match="unknown search"):

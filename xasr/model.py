@@ -53,6 +53,9 @@ class GenerationOptions:
     # chat guard: an LLM transcript whose words agree less than this with the CIF draft (difflib ratio)
     # has stopped transcribing; the draft replaces it. 0 turns the guard off.
     min_draft_agreement: float = 0.0
+    # CIF draft: two adjacent vectors naming the same token are taken as one token fired twice
+    # (a real immediate repeat, "had had", is far rarer than a double fire)
+    collapse_repeats: bool = True
 
     def __post_init__(self):
         if self.search not in SEARCHES:
@@ -269,7 +272,7 @@ class XASRModel(nn.Module):
                 result["alphas"] = out.cif.alphas[b, : int(feature_lengths[b])].float().cpu()
         if options.search == "cif":  # one token per fired vector, no LLM
             for b, result in enumerate(results):
-                ids, probs = self._draft(out.embeddings[b, : lengths[b]])
+                ids, probs = self._draft(out.embeddings[b, : lengths[b]], options.collapse_repeats)
                 result.update(token_ids=ids, token_probs=probs, text=self.llm.template.decode(ids))
             return results
         # nothing fired: nothing was said, and an LLM given no speech would only make something up
@@ -304,7 +307,7 @@ class XASRModel(nn.Module):
                 results[b]["token_probs"] = probabilities[row][: len(ids)]
         if options.min_draft_agreement > 0 and out.cif is not None:
             for b in speaking:
-                draft, draft_probs = self._draft(out.embeddings[b, : lengths[b]])
+                draft, draft_probs = self._draft(out.embeddings[b, : lengths[b]], options.collapse_repeats)
                 agreement = word_agreement(results[b]["text"], template.decode(draft))
                 results[b].update(draft_token_ids=draft, draft_agreement=agreement)
                 if agreement < options.min_draft_agreement:
@@ -312,10 +315,21 @@ class XASRModel(nn.Module):
                                       guarded=True)
         return results
 
-    def _draft(self, embeddings: torch.Tensor) -> tuple[list[int], list[float]]:
-        """The CIF draft of one item's vectors: the token head's argmax and its probability."""
+    def _draft(self, embeddings: torch.Tensor, collapse_repeats: bool = False) -> tuple[list[int], list[float]]:
+        """The CIF draft of one item's vectors: the token head's argmax and its probability; with
+        `collapse_repeats`, a run of one token counts once (with its highest probability)."""
         best = self.token_head(embeddings).softmax(-1).max(-1)
-        return best.indices.tolist(), best.values.tolist()
+        ids, probs = best.indices.tolist(), best.values.tolist()
+        if not collapse_repeats:
+            return ids, probs
+        kept_ids, kept_probs = [], []
+        for token, probability in zip(ids, probs):
+            if kept_ids and kept_ids[-1] == token:
+                kept_probs[-1] = max(kept_probs[-1], probability)
+            else:
+                kept_ids.append(token)
+                kept_probs.append(probability)
+        return kept_ids, kept_probs
 
     def transcribe(self, inputs, **options) -> list:
         """Transcripts of audio files, directories, globs or 16 kHz arrays ((array, rate) pairs too).
