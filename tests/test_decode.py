@@ -101,6 +101,48 @@ def test_cif_search_is_the_token_head_argmax_without_the_llm(monkeypatch):
         GenerationOptions(search="fast")
 
 
+def test_draft_generate_writes_what_greedy_writes_in_fewer_passes_with_a_good_draft():
+    import random
+
+    from xasr.llm import draft_generate
+
+    tokenizer = tiny_tokenizer()
+    eos = tokenizer.eos_token_id
+    for seed in range(4):
+        model = tiny_llama(tokenizer, seed=seed).eval()
+        torch.manual_seed(seed)
+        embeds = torch.randn(3, 7, 32)
+        mask = torch.ones(3, 7, dtype=torch.long)
+        mask[1, :3] = 0  # left padding
+        mask[2, :1] = 0
+        budgets = [20, 15, 25]
+        with torch.no_grad():
+            reference = greedy_generate(model, embeds, mask, budgets, eos)
+            rng = random.Random(seed)
+            noisy = [[t if rng.random() < 0.7 else rng.randrange(60) for t in r] for r in reference]
+            shifted = [r[1:] for r in reference]  # a draft that lost a token
+            for drafts in (reference, noisy, shifted, [[], [], []]):
+                stats = {}
+                probabilities: list = []
+                assert draft_generate(model, embeds, mask, budgets, eos, drafts, stats=stats,
+                                      probabilities=probabilities) == reference
+                assert [len(p) for p in probabilities] == [len(r) for r in reference]
+                if drafts is reference:
+                    assert stats["forward_passes"] <= 3  # prompt, then 16 tokens a pass
+            stop = lambda b, tokens: len(tokens) >= 4  # noqa: E731 (a stop rule ends items early)
+            assert draft_generate(model, embeds, mask, budgets, eos, reference, should_stop=stop) == \
+                greedy_generate(model, embeds, mask, budgets, eos, should_stop=stop)
+
+
+def test_draft_search_gives_the_greedy_transcript_of_the_model():
+    model = tiny_model(dropout=0.0).eval()
+    batch = tiny_batch(seconds=(1.0, 0.6, 0.8), texts=("a", "b", "c"))
+    greedy = model.generate(batch, options=GenerationOptions(search="greedy"))
+    draft = model.generate(batch, options=GenerationOptions(search="draft"))
+    assert [r["token_ids"] for r in draft] == [r["token_ids"] for r in greedy]
+    assert [r["text"] for r in draft] == [r["text"] for r in greedy]
+
+
 def test_chat_guard_replaces_a_transcript_that_left_the_cif_draft():
     from xasr.model import word_agreement
 
@@ -401,6 +443,6 @@ def test_cli_search_cif_decodes_and_bad_search_options_are_usage_errors(model_di
     result = CliRunner().invoke(app, ["decode", str(tmp_path / "a.wav"), "--model", str(model_dir), "--search", "cif",
                                       "--vad", "never", "--no-progress"])
     assert result.exit_code == 0 and "\na\t" in "\n" + result.output.split("it/s]")[-1]
-    for args, message in ((["--search", "fast"], "use greedy or cif"), (["--search", "cif", "--beam", "2"], "no --beam")):
+    for args, message in ((["--search", "fast"], "use greedy, draft, cif"), (["--search", "cif", "--beam", "2"], "no --beam")):
         result = CliRunner().invoke(app, ["decode", str(tmp_path / "a.wav"), "--model", str(model_dir), *args])
         assert result.exit_code == 2 and message in result.output

@@ -309,8 +309,9 @@ def decode_command(
     suffix: str = typer.Option("xasr", help="Settings name in the report file names (with --ref)."),
     beam: int = typer.Option(1, help="Beam size; 1 is greedy search with a KV cache."),
     search: Optional[str] = typer.Option(
-        None, help="greedy (the LLM writes the transcript) or cif (the C-Former's token head alone, no LLM: "
-                   "fastest) [default: the model's own]."),
+        None, help="greedy (the LLM writes the transcript), draft (the same transcript, the LLM verifying the "
+                   "C-Former's draft several tokens per pass) or cif (the token head alone, no LLM: fastest) "
+                   "[default: the model's own]."),
     batch_seconds: float = typer.Option(120.0, help="Seconds of (padded) audio per batch."),
     vad: str = typer.Option("auto", help="auto (split inputs longer than --max-segment-seconds), always or never."),
     max_segment_seconds: float = typer.Option(30.0, help="Longest segment decoded in one piece."),
@@ -340,9 +341,9 @@ def decode_command(
         if not value > 0:
             _usage(f"{option} {value}: must be positive")
     if search is not None and search not in SEARCHES:
-        _usage(f"--search {search}: use {' or '.join(SEARCHES)}")
-    if search == "cif" and beam > 1:
-        _usage("--search cif reads the token head once: it takes no --beam")
+        _usage(f"--search {search}: use {', '.join(SEARCHES)}")
+    if search in ("cif", "draft") and beam > 1:
+        _usage(f"--search {search} reads the C-Former's token head: it takes no --beam")
     if llm_dtype not in ("float32", "bfloat16", "auto", "model"):
         _usage(f"--llm-dtype {llm_dtype}: use float32, bfloat16, auto or model")
     _check_device(device)
@@ -389,8 +390,8 @@ def decode_command(
         num_beams=beam, batch_seconds=batch_seconds, vad=vad, max_segment_seconds=max_segment_seconds,
         context=context, hotwords=[w for spec in hotwords for w in spec.split(",") if w.strip()],
         max_audio_hours=max_audio_hours, plot_cif_dir=plot_cif, search=search)
-    if asr is not None and search == "cif" and asr.config.adapter != "cformer":
-        _usage(f"--search cif needs a C-Former model; this one has the {asr.config.adapter} adapter")
+    if asr is not None and search in ("cif", "draft") and asr.config.adapter != "cformer":
+        _usage(f"--search {search} needs a C-Former model; this one has the {asr.config.adapter} adapter")
     started, audio_seconds, failed, complete = time.time(), 0.0, 0, False
     finished, write_failures = 0, 0
     try:

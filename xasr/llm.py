@@ -377,6 +377,97 @@ def greedy_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
     return tokens
 
 
+
+def draft_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                   max_new_tokens: Sequence[int], eos_token_id: int, drafts: Sequence[Sequence[int]],
+                   should_stop: Optional[StopRule] = None, cache=None,
+                   probabilities: Optional[list[list[float]]] = None, stats: Optional[dict] = None,
+                   lookahead: int = 16) -> list[list[int]]:
+    """Greedy decoding verified against drafts (speculative decoding): the same tokens as
+    `greedy_generate`, in fewer LLM forward passes when the drafts are right.
+
+    Each round feeds every item its pending token (the LLM's own choice) and the next `lookahead`
+    tokens of its draft in one forward pass; the item keeps the draft tokens the LLM would have
+    written itself, up to the first it would not, and the LLM's token there becomes the next pending
+    one. Items advance by their own accepted lengths: rejected tokens stay in the KV cache but are
+    masked out, and positions count only accepted tokens. After a disagreement the draft is followed
+    on from the token the LLM wrote (a draft token it skipped or replaced is passed over).
+    `stats["forward_passes"]` counts the LLM calls.
+    """
+    batch = inputs_embeds.shape[0]
+    device = inputs_embeds.device
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    if probabilities is not None:
+        probabilities[:] = [[] for _ in range(batch)]
+    positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)[:, -inputs_embeds.shape[1]:]
+    out = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True,
+                cache=cache, logits_to_keep=1)
+    passes = 1
+    cache, mask = out.cache, attention_mask
+    next_position = positions[:, -1] + 1  # position of each item's next written token
+    logits = out.logits[:, -1].float()
+    pending = logits.argmax(-1).tolist()
+    pending_prob = logits.softmax(-1).max(-1).values.tolist()
+    cursor = [0] * batch  # next draft token to propose
+    active = list(range(batch))  # items still writing, in the cache's row order
+
+    def emit(b: int, token: int, probability: float) -> bool:
+        """Write one token for item b; False when the item is finished."""
+        if token == eos_token_id:
+            return False
+        tokens[b].append(token)
+        if probabilities is not None:
+            probabilities[b].append(probability)
+        return len(tokens[b]) < max_new_tokens[b] and not (should_stop is not None and should_stop(b, tokens[b]))
+
+    alive = [b for b in active if emit(b, pending[b], pending_prob[b])] if max(max_new_tokens, default=0) > 0 else []
+    while alive:
+        if len(alive) < len(active):
+            rows = torch.tensor([active.index(b) for b in alive], device=device)
+            cache.batch_select_indices(rows)
+            mask, next_position = mask[rows], next_position[rows]
+            active = alive
+        proposals = [list(drafts[b][cursor[b]: cursor[b] + lookahead]) for b in active]
+        width = 1 + max(len(p) for p in proposals)
+        block = torch.full((len(active), width), eos_token_id if eos_token_id >= 0 else 0, dtype=torch.long,
+                           device=device)
+        block_mask = torch.zeros(len(active), width, dtype=mask.dtype, device=device)
+        for row, b in enumerate(active):
+            sequence = [tokens[b][-1]] + proposals[row]
+            block[row, : len(sequence)] = torch.tensor(sequence, device=device)
+            block_mask[row, : len(sequence)] = 1
+        block_positions = next_position[:, None] + torch.arange(width, device=device)[None]
+        out = model(input_ids=block, attention_mask=torch.cat([mask, block_mask], 1), position_ids=block_positions,
+                    cache=cache, use_cache=True)
+        passes += 1
+        cache = out.cache
+        probs = out.logits.float().softmax(-1)
+        best = probs.max(-1)
+        choices, choice_probs = best.indices.tolist(), best.values.tolist()
+        alive = []
+        for row, b in enumerate(active):
+            proposal = proposals[row]
+            accepted, writing = 0, True
+            # choices[row][k] is the LLM's token after the block's first k+1 tokens
+            while writing and accepted < len(proposal) and choices[row][accepted] == proposal[accepted]:
+                writing = emit(b, proposal[accepted], choice_probs[row][accepted])
+                accepted += 1
+            own = choices[row][accepted]
+            if writing:
+                writing = emit(b, own, choice_probs[row][accepted])
+            kept = 1 + accepted  # the last emitted token and the accepted draft tokens enter the cache
+            block_mask[row, kept:] = 0
+            next_position[row] += kept
+            rest = list(drafts[b][cursor[b] + accepted:])
+            skip = next((k for k, t in enumerate(rest[:3]) if t == own), None)
+            cursor[b] += accepted + (skip + 1 if skip is not None else 1)
+            if writing:
+                alive.append(b)
+        mask = torch.cat([mask, block_mask], 1)
+    if stats is not None:
+        stats["forward_passes"] = stats.get("forward_passes", 0) + passes
+    return tokens
+
 def _pad(sequences: list[torch.Tensor], labels: Optional[list[list[int]]], side: str):
     longest = max(len(s) for s in sequences)
     hidden = sequences[0].shape[-1]

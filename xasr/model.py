@@ -21,7 +21,7 @@ from torch import nn
 from xasr.adapters import CFormer, CFormerConfig, FrameStackProjector, ProjectorConfig
 from xasr.augment import MaskingConfig, mask_frames
 from xasr.encoders import EncoderConfig, build_encoder
-from xasr.llm import LLM, LLMConfig, greedy_generate, loop_start, trim_loop, with_lora
+from xasr.llm import LLM, LLMConfig, draft_generate, greedy_generate, loop_start, trim_loop, with_lora
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,9 @@ class GenerationOptions:
     tokens_per_second: float = 4.0  # announced tokens for adapters without a count (projector)
     loop_repeats: int = 3  # a pattern repeated this often past the announced count is a loop
     hf_generate: bool = False  # greedy search with transformers' generate instead of xasr's KV loop
-    search: str = "greedy"  # greedy (the LLM writes, beams via num_beams) or cif (the token head alone, no LLM)
+    # greedy: the LLM writes (beams via num_beams); draft: the same transcript as greedy, the LLM verifying
+    # the CIF draft several tokens per forward pass; cif: the token head alone, no LLM
+    search: str = "greedy"
     # chat guard: an LLM transcript whose words agree less than this with the CIF draft (difflib ratio)
     # has stopped transcribing; the draft replaces it. 0 turns the guard off.
     min_draft_agreement: float = 0.0
@@ -62,7 +64,7 @@ class GenerationOptions:
             raise ValueError(f"unknown search '{self.search}': use {' or '.join(SEARCHES)}")
 
 
-SEARCHES = ("greedy", "cif")
+SEARCHES = ("greedy", "draft", "cif")
 
 
 def word_agreement(text: str, other: str) -> float:
@@ -151,6 +153,7 @@ class XASRModel(nn.Module):
             self.adapter = FrameStackProjector(adapter_config)
         else:
             raise ValueError(f"unknown adapter '{config.adapter}': use 'cformer' or 'projector'")
+        self.generation_stats: dict = {}  # LLM forward passes of greedy/draft searches, for benchmarks
         vocab_size = llm.output_embeddings.weight.shape[0]
         # CTC over LLM tokens from the encoder frames; the extra last class is the blank
         self.ctc_head = nn.Linear(encoder.output_dim, vocab_size + 1) if config.loss.ctc > 0 else None
@@ -254,8 +257,9 @@ class XASRModel(nn.Module):
         hotwords) joins the prompt but never the transcript.
         """
         options = options or self.config.generation
-        if options.search == "cif" and (self.config.adapter != "cformer" or num_beams > 1):
-            raise ValueError("search 'cif' reads the C-Former's token head: it needs the cformer adapter and one beam")
+        if options.search in ("cif", "draft") and (self.config.adapter != "cformer" or num_beams > 1):
+            raise ValueError(f"search '{options.search}' reads the C-Former's token head: it needs the cformer "
+                             "adapter and one beam")
         features, feature_lengths = self.encode(batch)
         out = self.adapter(features, feature_lengths)
         lengths = out.lengths.tolist()
@@ -292,9 +296,17 @@ class XASRModel(nn.Module):
             embeds, mask, _ = self.llm.build_inputs(speech, padding_side="left", template=template,
                                                     with_prefix=cache is None)
             mask = torch.cat([mask.new_ones(len(speaking), prefix), mask], dim=1)
-            token_ids = greedy_generate(self.llm.model, embeds, mask, [budgets[b] for b in speaking],
-                                        template.eos_token_id, should_stop=is_looping, cache=cache,
-                                        probabilities=probabilities)
+            if options.search == "draft":
+                drafts = [self._draft(out.embeddings[b, : lengths[b]], options.collapse_repeats)[0] for b in speaking]
+                token_ids = draft_generate(self.llm.model, embeds, mask, [budgets[b] for b in speaking],
+                                           template.eos_token_id, drafts, should_stop=is_looping, cache=cache,
+                                           probabilities=probabilities, stats=self.generation_stats)
+            else:
+                token_ids = greedy_generate(self.llm.model, embeds, mask, [budgets[b] for b in speaking],
+                                            template.eos_token_id, should_stop=is_looping, cache=cache,
+                                            probabilities=probabilities)
+                self.generation_stats["forward_passes"] = (self.generation_stats.get("forward_passes", 0)
+                                                           + 1 + max((len(t) for t in token_ids), default=0))
         else:
             embeds, mask, _ = self.llm.build_inputs(speech, padding_side="left", template=template)
             token_ids = self.llm.generate(embeds, mask, max_new_tokens=max(budgets[b] for b in speaking),
