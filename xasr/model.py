@@ -153,7 +153,7 @@ class XASRModel(nn.Module):
             self.adapter = FrameStackProjector(adapter_config)
         else:
             raise ValueError(f"unknown adapter '{config.adapter}': use 'cformer' or 'projector'")
-        self.generation_stats: dict = {}  # LLM forward passes of greedy/draft searches, for benchmarks
+        self.generation_stats: dict = {}  # LLM forward passes and tokens the LLM wrote, for benchmarks
         vocab_size = llm.output_embeddings.weight.shape[0]
         # CTC over LLM tokens from the encoder frames; the extra last class is the blank
         self.ctc_head = nn.Linear(encoder.output_dim, vocab_size + 1) if config.loss.ctc > 0 else None
@@ -317,6 +317,7 @@ class XASRModel(nn.Module):
             results[b]["text"] = template.decode(ids)
             if probabilities:
                 results[b]["token_probs"] = probabilities[row][: len(ids)]
+            self.generation_stats["tokens"] = self.generation_stats.get("tokens", 0) + len(ids)
         if options.min_draft_agreement > 0 and out.cif is not None:
             for b in speaking:
                 draft, draft_probs = self._draft(out.embeddings[b, : lengths[b]], options.collapse_repeats)
