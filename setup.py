@@ -41,7 +41,7 @@ weights = [
 extras_require = {
     "tts": tts,
     "weights": weights,
-    "test": ["pytest==9.0.3", *tts],
+    "test": ["pytest==9.0.3", "ruff==0.14.0", *tts],
 }
 
 setup(

@@ -72,7 +72,8 @@ def first_batches(cuts: CutSet, config: TrainConfig, steps: int) -> list[CutSet]
     return batches
 
 
-def time_training(model: XASRModel, batches: list[CutSet], config: TrainConfig, single_tensor_adam: bool = False) -> dict:
+def time_training(model: XASRModel, batches: list[CutSet], config: TrainConfig,
+                  single_tensor_adam: bool = False) -> dict:
     """Train on `batches` (one step each) after one untimed warm-up step; restores the weights after."""
     device = next(model.adapter.parameters()).device
     params = trainable_parameters(model, config.stage)
@@ -179,7 +180,6 @@ def main() -> None:
     cached_batches, cache_seconds = {}, {}
     rows = []
     try:
-        first_model = None
         for index, (name, settings) in enumerate(variants):
             model = build(settings)
             cache_dtype = settings.get("cache", "float16")

@@ -131,7 +131,8 @@ def test_cli_prepare_augment_writes_the_copies_and_refuses_an_empty_manifest(spe
     assert len(ids) == 12 and ids[0].endswith("_aug1") and ids[-1].endswith("_aug2")
     assert len(list((tmp_path / "augment" / "rir").glob("*.wav"))) == 4
     CutSet.from_cuts([]).to_file(tmp_path / "empty.jsonl.gz")
-    result = CliRunner().invoke(app, ["prepare", "augment", str(tmp_path / "empty.jsonl.gz"), str(tmp_path / "x.jsonl.gz")])
+    result = CliRunner().invoke(app, ["prepare", "augment", str(tmp_path / "empty.jsonl.gz"),
+                                      str(tmp_path / "x.jsonl.gz")])
     assert result.exit_code == 1 and "has no cuts" in result.output
 
 

@@ -1,7 +1,6 @@
 """Decoding: generation loop, budgets, loop guard, timestamps, context, inputs, bad files, the CLI."""
 
 import json
-import shutil
 import subprocess
 
 import numpy as np
@@ -17,7 +16,7 @@ from xasr.cli import app
 from xasr.decode import (AudioInput, DecodeOptions, collect_inputs, iter_segments, level_crossings, strip_context,
                          token_times, transcribe, unique_ids, words_with_times)
 from xasr.encoders import EncoderConfig
-from xasr.llm import LLM, greedy_generate, loop_start, trim_loop
+from xasr.llm import greedy_generate, loop_start, trim_loop
 from xasr.model import GenerationOptions, XASRConfig, XASRModel
 
 
@@ -242,7 +241,8 @@ def test_context_enters_the_prompt_and_changes_the_output_but_not_the_transcript
         biased = model.llm(*model.llm.build_inputs({"<speech>": speech}, padding_side="left",
                                                    template=with_context)[:2]).logits[0, -1]
     assert not torch.allclose(plain, biased)
-    for result in model.generate(tiny_batch(), context=context):  # only written tokens form the transcript, never the prompt's
+    # only written tokens form the transcript, never the prompt's
+    for result in model.generate(tiny_batch(), context=context):
         assert "Context" not in result["text"] and "Strigiformes" not in result["text"]
 
 
@@ -443,6 +443,7 @@ def test_cli_search_cif_decodes_and_bad_search_options_are_usage_errors(model_di
     result = CliRunner().invoke(app, ["decode", str(tmp_path / "a.wav"), "--model", str(model_dir), "--search", "cif",
                                       "--vad", "never", "--no-progress"])
     assert result.exit_code == 0 and "\na\t" in "\n" + result.output.split("it/s]")[-1]
-    for args, message in ((["--search", "fast"], "use greedy, draft, cif"), (["--search", "cif", "--beam", "2"], "no --beam")):
+    for args, message in ((["--search", "fast"], "use greedy, draft, cif"),
+                          (["--search", "cif", "--beam", "2"], "no --beam")):
         result = CliRunner().invoke(app, ["decode", str(tmp_path / "a.wav"), "--model", str(model_dir), *args])
         assert result.exit_code == 2 and message in result.output

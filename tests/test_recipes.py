@@ -372,7 +372,8 @@ def test_stages_run_in_order_with_their_commands(stub, tmp_path):
     features = Path(cache[cache.index("--output-dir") + 1])
     assert cache[cache.index("--cuts") + 1] == str(data / "fsdd_cuts_train.jsonl.gz")
     assert features.parent.parent == exp / "features" and features.name == "fsdd_train"
-    assert stage1[3:5] == ["--stage", "1"] and stage1[stage1.index("--train-cuts") + 1] == str(features / "cuts.jsonl.gz")
+    assert stage1[3:5] == ["--stage", "1"]
+    assert stage1[stage1.index("--train-cuts") + 1] == str(features / "cuts.jsonl.gz")
     assert stage1[stage1.index("--exp-dir") + 1] == str(exp / "cformer" / "stage1")
     assert stage2[3:5] == ["--stage", "2"]
     assert stage2[stage2.index("--init-from") + 1] == str(exp / "cformer" / "stage1" / "model")
@@ -380,7 +381,8 @@ def test_stages_run_in_order_with_their_commands(stub, tmp_path):
     assert decode[decode.index("--manifest") + 1] == str(data / "fsdd_cuts_test.jsonl.gz")
     assert decode[decode.index("--output-dir") + 1] == str(exp / "cformer" / "decode" / "fsdd_test")
     assert decode[decode.index("--ref") + 1] == str(data / "fsdd_supervisions_test.jsonl.gz")
-    assert [decode[decode.index(o) + 1] for o in ("--format", "--name", "--suffix")] == ["jsonl", "fsdd_test", "cformer"]
+    options = [decode[decode.index(o) + 1] for o in ("--format", "--name", "--suffix")]
+    assert options == ["jsonl", "fsdd_test", "cformer"]
     assert "Stage 4: skipped: speech-only recipe" in out
 
     results = (exp / "cformer" / "RESULTS.md").read_text()
@@ -572,7 +574,8 @@ def test_librispeech_recipe_without_feature_cache(tiny_sources, tmp_path):
 
 def fake_aishell(root: Path) -> Path:
     base = root / "aishell" / "data_aishell"
-    rows = [("train", "S0002", "BAC009S0002W0122", "而 对 楼市 成交"), ("train", "S0002", "BAC009S0002W0123", "抑制 作用"),
+    rows = [("train", "S0002", "BAC009S0002W0122", "而 对 楼市 成交"),
+            ("train", "S0002", "BAC009S0002W0123", "抑制 作用"),
             ("dev", "S0724", "BAC009S0724W0121", "甚至 出现"), ("test", "S0764", "BAC009S0764W0121", "交易 几乎 停滞")]
     for part, speaker, utt, _ in rows:
         write_tone(base / "wav" / part / speaker / f"{utt}.wav", seconds=0.4)

@@ -185,7 +185,8 @@ def test_total_errors_equal_edit_distance():
         hyps[f"u{i}"] = " ".join(rng.choices(vocab, k=rng.randint(0, 8)))
     refs["u0"] = "a b c"
     result = score(refs, hyps, normalizer="none")
-    distance = sum(kaldialign.edit_distance(r.split(), h.split())["total"] for r, h in zip(refs.values(), hyps.values()))
+    distance = sum(kaldialign.edit_distance(r.split(), h.split())["total"]
+                   for r, h in zip(refs.values(), hyps.values()))
     jiwer_errors = 0
     for r, h in zip(refs.values(), hyps.values()):
         out = jiwer.process_words(r, h)
@@ -193,7 +194,8 @@ def test_total_errors_equal_edit_distance():
     assert result.totals.errors == distance == jiwer_errors
     # every report uses the one alignment
     t = result.totals
-    assert f"Errors: {t.insertions} insertions, {t.deletions} deletions, {t.substitutions} substitutions" in format_errs(result)
+    counts = f"Errors: {t.insertions} insertions, {t.deletions} deletions, {t.substitutions} substitutions"
+    assert counts in format_errs(result)
     assert sum(c.errors for c in result.speakers.values()) == t.errors
 
 

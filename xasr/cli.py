@@ -185,7 +185,8 @@ def prepare_augment_command(
     noise_dir: Optional[Path] = typer.Option(
         None, help="Where the generated noise and room impulse responses go [default: beside OUTPUT]."),
     num_rirs: int = typer.Option(100, help="Simulated room impulse responses to draw from."),
-    fraction: float = typer.Option(1.0, help="Augment only this random fraction of the cuts (each copy draws its own)."),
+    fraction: float = typer.Option(
+        1.0, help="Augment only this random fraction of the cuts (each copy draws its own)."),
 ) -> None:
     """Augmented copies of CUTS: speed, room reverberation, noise or another talker, telephone band,
     lossy codecs, gain (xasr.augment). The effects run when the audio is loaded, e.g. by
@@ -255,7 +256,8 @@ def train_command(
     exp_dir: Path = typer.Option(..., help="Experiment folder of this stage (checkpoint, logs, model/)."),
     stage: int = typer.Option(1, help="1 convert (C-Former), 2 align with the LLM, 3 integrate modalities."),
     valid_cuts: Optional[Path] = typer.Option(None, help="Validation cuts for a loss at every epoch end."),
-    init_from: Optional[Path] = typer.Option(None, help="Model directory to start from (e.g. stage 1's model); the config's training settings apply."),
+    init_from: Optional[Path] = typer.Option(
+        None, help="Model directory to start from (e.g. stage 1's model); the config's training settings apply."),
     feature_cache: Optional[Path] = typer.Option(
         None, help="Cache the frozen encoder's outputs here once and train on them."),
     override: List[str] = typer.Option([], "--set", help="Config override section.key=value, repeatable."),
@@ -303,7 +305,8 @@ def decode_command(
     wav_scp: Optional[Path] = typer.Option(None, help="Kaldi wav.scp (utterance-id path per line)."),
     output_dir: Optional[Path] = typer.Option(None, help="Write the transcripts here."),
     output_format: List[str] = typer.Option(
-        [], "--format", help="txt, jsonl, srt or vtt (repeatable or comma-separated); default jsonl with --output-dir."),
+        [], "--format",
+        help="txt, jsonl, srt or vtt (repeatable or comma-separated); default jsonl with --output-dir."),
     ref: Optional[Path] = typer.Option(None, help="References (manifest or tsv): also write WER/CER reports."),
     name: Optional[str] = typer.Option(None, help="Test set name in the report file names (with --ref)."),
     suffix: str = typer.Option("xasr", help="Settings name in the report file names (with --ref)."),
@@ -324,7 +327,8 @@ def decode_command(
     max_audio_hours: float = typer.Option(24.0, help="Refuse inputs longer than this."),
     plot_cif: Optional[Path] = typer.Option(None, help="Write a PNG of each segment's CIF firing positions here."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
-    overwrite: bool = typer.Option(False, help="Decode again inputs an earlier run already transcribed into --output-dir."),
+    overwrite: bool = typer.Option(
+        False, help="Decode again inputs an earlier run already transcribed into --output-dir."),
 ) -> None:
     """Transcribe audio with timestamps; long files are split by voice activity. Prints id<TAB>text.
 

@@ -51,7 +51,8 @@ def read_lines(path: Pathlike) -> Iterator[tuple[int, str]]:
                 try:
                     line = data.decode("utf-8-sig" if number == 1 else "utf-8")
                 except UnicodeDecodeError as e:
-                    raise ValueError(f"{path}:{number}: not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+                    byte = data[e.start:e.start + 1]
+                    raise ValueError(f"{path}:{number}: not UTF-8 text (byte {e.start}: {byte!r})") from None
                 yield number, line.rstrip("\r\n")
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise ValueError(f"{path}: the gzip stream is truncated or corrupt after {number} line(s) ({e})") from None

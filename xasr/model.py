@@ -218,7 +218,8 @@ class XASRModel(nn.Module):
         that many uniformly sampled others instead of the whole vocabulary (a sampled softmax; the
         accuracy is then among those candidates); evaluation always uses the whole vocabulary.
         """
-        rows = (torch.cat([e[: len(t)] for e, t in zip(embeddings, targets)]) / self.llm.embedding_scale).to(self.llm.dtype)
+        rows = torch.cat([e[: len(t)] for e, t in zip(embeddings, targets)]) / self.llm.embedding_scale
+        rows = rows.to(self.llm.dtype)
         labels = torch.tensor([i for t in targets for i in t], device=rows.device)
         head = self.llm.output_embeddings
         weight, bias = head.weight, getattr(head, "bias", None)
@@ -451,7 +452,8 @@ class XASRModel(nn.Module):
         try:
             state = load_file(str(weights))
         except Exception as e:  # safetensors raises its own error types
-            raise ValueError(f"{weights}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+            raise ValueError(f"{weights}: cannot be read ({reason})") from None
         parts = [("adapter", model.adapter)] + ([("encoder", model.encoder)] if not config.encoder.frozen else [])
         parts += [("ctc_head", model.ctc_head)] if model.ctc_head is not None else []
         for prefix, module in parts:
@@ -459,5 +461,6 @@ class XASRModel(nn.Module):
                 module.load_state_dict({k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")})
             except RuntimeError as e:
                 first = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e)[:160])
-                raise ValueError(f"{weights}: the {prefix} weights do not fit {directory / CONFIG_FILE} ({first})") from None
+                raise ValueError(
+                    f"{weights}: the {prefix} weights do not fit {directory / CONFIG_FILE} ({first})") from None
         return model.eval()

@@ -288,7 +288,8 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
             epoch += 1
             if valid_cuts is not None and context.is_main:
                 valid = evaluate_loss(model, valid_cuts, config)
-                _log_record(exp_dir, writer, {"step": step, "epoch": epoch, **{f"valid_{k}": v for k, v in valid.items()}}, True)
+                record = {"step": step, "epoch": epoch, **{f"valid_{k}": v for k, v in valid.items()}}
+                _log_record(exp_dir, writer, record, True)
                 model.train()
         save_checkpoint()
     if context.is_main:

@@ -1,8 +1,6 @@
 """Corpus preparers on miniature corpora the tests build, and on ../shared/data where present."""
 
-import numpy as np
 import pytest
-import soundfile as sf
 from lhotse import load_manifest
 
 from tests.conftest import write_tone

@@ -80,7 +80,8 @@ class TransformerBlock(nn.Module):
         self.attention_norm = nn.LayerNorm(d_model)
         self.attention = SelfAttention(d_model, n_heads, dropout)
         self.mlp_norm = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model, ff_mult * d_model), nn.GELU(), nn.Linear(ff_mult * d_model, d_model))
+        self.mlp = nn.Sequential(nn.Linear(d_model, ff_mult * d_model), nn.GELU(),
+                                 nn.Linear(ff_mult * d_model, d_model))
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, key_mask: Tensor) -> Tensor:

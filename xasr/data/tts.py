@@ -377,7 +377,8 @@ def synthesize(utt: TtsUtterance) -> tuple[np.ndarray, int]:
         errors = " ".join(result.stderr.split())[:300]
         if utt.engine == "mbrola" and ("mbrola voice not found" in errors.lower() or "cannot" in errors.lower()):
             raise EngineNotFoundError(f"the MBROLA voice {utt.voice} not found: install it with "
-                                      f"`apt-get install {APT_PACKAGES['mbrola']}` (Debian contrib/non-free; sudo may be needed)")
+                                      f"`apt-get install {APT_PACKAGES['mbrola']}` "
+                                      "(Debian contrib/non-free; sudo may be needed)")
         # text2wave exits 0 even after a Scheme error, so its stderr is checked too
         if utt.engine == "festival" and f"unbound variable : voice_{utt.voice}" in errors:
             package = FESTIVAL_VOICES[utt.voice][0]

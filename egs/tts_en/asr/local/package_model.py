@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Ship a trained tts_en model inside the xasr package as a packaged model (default: default-en).
 
-    local/package_model.py --exp-dir EXP/cformer --data-dir DATA [--name default-en] [--test-sets "real_en_dev pocketsphinx_test"]
+    local/package_model.py --exp-dir EXP/cformer --data-dir DATA [--name default-en] \
+        [--test-sets "real_en_dev pocketsphinx_test"]
     local/package_model.py --exp-dir EXP/v2 --data-dir DATA --model-dir EXP/v2/stage1/model --search cif \
         --stage "stage1 (from v1)=EXP/cformer/stage1" --stage stage1=EXP/v2/stage1 --train-set "tts_fit tts_fitaug"
 
@@ -97,7 +98,8 @@ def main() -> None:
         f"# xasr packaged model `{args.name}`", "",
         card["summary"] + ".", "",
         "## Model", "",
-        f"- encoder (frozen): `{config['encoder']['source']}` (real length, {config['encoder']['min_seconds']:g} s minimum window)",
+        f"- encoder (frozen): `{config['encoder']['source']}` (real length, "
+        f"{config['encoder']['min_seconds']:g} s minimum window)",
         f"- X2L interface (trained, this directory): C-Former d_model {config['cformer']['d_model']}, "
         f"{config['cformer']['n_layers']} layers",
         f"- LLM (frozen): `{config['llm']['source']}`, held in `{config['llm']['dtype']}`; prompt: system "
