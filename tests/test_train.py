@@ -174,3 +174,11 @@ def test_config_file_with_overrides(tmp_path):
     assert (train_config.stage, train_config.lr, train_config.num_epochs) == (2, 0.5, 4)
     with pytest.raises(ValueError, match="unknown training settings"):
         load_config_file(path, 1, ["train.learning_rate=1"])
+
+
+def test_numbers_in_exponent_form_are_floats_in_files_and_overrides(tmp_path):
+    path = tmp_path / "conf.yaml"  # PyYAML alone reads 1e-4 as the string "1e-4"
+    path.write_text("train:\n  lr: 1e-4\nstage1:\n  min_lr_ratio: 5E-2\n")
+    model_config, train_config = load_config_file(path, 1, ["stage1.weight_decay=2e-3"])
+    assert (train_config.lr, train_config.min_lr_ratio, train_config.weight_decay) == (1e-4, 0.05, 2e-3)
+    assert isinstance(train_config.lr, float)

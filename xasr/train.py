@@ -397,19 +397,37 @@ def plot_training_curves(log_file: Path, png: Path) -> Optional[Path]:
     return png
 
 
+def _yaml_load(text: str):
+    """YAML with YAML 1.2 numbers: PyYAML (YAML 1.1) reads `1e-4` as a string, not a float."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+        list("-+0123456789."))
+    return yaml.load(text, Loader=Loader)
+
+
 def load_config_file(path: Path | str, stage: int, overrides: Optional[list[str]] = None):
     """Read a recipe YAML: `model:` (XASRConfig), `train:` (TrainConfig shared by all stages) and
     `stage1:` / `stage2:` / `stage3:` (per-stage TrainConfig overrides). `overrides` are
     `section.key=value` strings (values parsed as YAML), e.g. `stage1.num_epochs=2`.
     """
-    import yaml
-
     from xasr.model import XASRConfig
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config file")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = _yaml_load(path.read_text()) or {}
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep:
@@ -418,7 +436,7 @@ def load_config_file(path: Path | str, stage: int, overrides: Optional[list[str]
         *parents, leaf = key.split(".")
         for name in parents:
             node = node.setdefault(name, {})
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = _yaml_load(value)
     unknown = set(data) - {"model", "train", "stage1", "stage2", "stage3"}
     if unknown:
         raise ValueError(f"{path}: unknown sections {', '.join(sorted(unknown))}")
