@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from xasr.decode import Transcript, Word
+from xasr.transcript import Transcript, Word
 from xasr.io import read_lines, write_atomic
 
 FORMATS = ("txt", "jsonl", "srt", "vtt")
