@@ -29,7 +29,8 @@ import torch
 
 from xasr.audio import SAMPLE_RATE, AudioError, load_audio, to_mono_16k
 from xasr.io import read_lines
-from xasr.model import Batch, GenerationOptions, XASRModel
+from xasr.data.batch import Batch, pad_stack
+from xasr.model import GenerationOptions, XASRModel
 from xasr.transcript import Segment, Transcript, Word
 
 log = logging.getLogger(__name__)
@@ -340,8 +341,6 @@ class _Piece:
 
 def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions) -> list[tuple[Segment, float]]:
     """Decode segments in duration-sorted batches; returns (segment, wall-seconds share) per piece."""
-    from xasr.data.dataset import pad_stack
-
     device = next(model.adapter.parameters()).device
     context = options.prompt_context()
     generation = options.generation or model.config.generation

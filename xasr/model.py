@@ -20,6 +20,7 @@ from torch import nn
 
 from xasr.adapters import CFormer, CFormerConfig, FrameStackProjector, ProjectorConfig
 from xasr.augment import MaskingConfig, mask_frames
+from xasr.data.batch import Batch
 from xasr.encoders import EncoderConfig, build_encoder
 from xasr.llm import LLM, LLMConfig, draft_generate, greedy_generate, loop_start, trim_loop, with_lora
 
@@ -114,22 +115,6 @@ def _from_dict(cls, data: dict):
         default = names[name].default_factory() if names[name].default_factory is not dataclasses.MISSING else None
         values[name] = _from_dict(type(default), value) if dataclasses.is_dataclass(default) else value
     return cls(**values)
-
-
-@dataclass
-class Batch:
-    """What the model consumes: audio (or cached encoder features) and, for training, the text."""
-
-    ids: list[str]
-    waveforms: Optional[torch.Tensor] = None  # [B, T] at 16 kHz
-    waveform_lengths: Optional[torch.Tensor] = None
-    features: Optional[torch.Tensor] = None  # [B, F, D] frozen-encoder output, when cached
-    feature_lengths: Optional[torch.Tensor] = None
-    texts: Optional[list[str]] = None
-
-    def to(self, device: torch.device) -> "Batch":
-        moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in vars(self).items()}
-        return Batch(**moved)
 
 
 class XASRModel(nn.Module):

@@ -13,7 +13,7 @@ from lhotse.features.io import NumpyHdf5Writer
 from tqdm import tqdm
 
 from xasr.audio import SAMPLE_RATE
-from xasr.model import Batch
+from xasr.data.batch import Batch, pad_stack
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +28,6 @@ def cut_waveform(cut) -> np.ndarray:
     """Mono float32 audio of a cut at 16 kHz."""
     audio = cut.resample(SAMPLE_RATE).load_audio() if cut.sampling_rate != SAMPLE_RATE else cut.load_audio()
     return audio.mean(axis=0).astype(np.float32)
-
-
-def pad_stack(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad arrays along their first dimension into one tensor; also return their lengths."""
-    lengths = torch.tensor([len(a) for a in arrays], dtype=torch.long)
-    batch = torch.zeros((len(arrays), int(lengths.max()), *arrays[0].shape[1:]), dtype=torch.float32)
-    for i, a in enumerate(arrays):
-        batch[i, : len(a)] = torch.from_numpy(np.asarray(a, dtype=np.float32))
-    return batch, lengths
 
 
 class SpeechTextDataset(torch.utils.data.Dataset):

@@ -1,0 +1,34 @@
+"""What the model consumes: a `Batch` of audio (or cached encoder features) and texts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Batch:
+    """What the model consumes: audio (or cached encoder features) and, for training, the text."""
+
+    ids: list[str]
+    waveforms: Optional[torch.Tensor] = None  # [B, T] at 16 kHz
+    waveform_lengths: Optional[torch.Tensor] = None
+    features: Optional[torch.Tensor] = None  # [B, F, D] frozen-encoder output, when cached
+    feature_lengths: Optional[torch.Tensor] = None
+    texts: Optional[list[str]] = None
+
+    def to(self, device: torch.device) -> "Batch":
+        moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in vars(self).items()}
+        return Batch(**moved)
+
+
+def pad_stack(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad arrays along their first dimension into one tensor; also return their lengths."""
+    lengths = torch.tensor([len(a) for a in arrays], dtype=torch.long)
+    batch = torch.zeros((len(arrays), int(lengths.max()), *arrays[0].shape[1:]), dtype=torch.float32)
+    for i, a in enumerate(arrays):
+        batch[i, : len(a)] = torch.from_numpy(np.asarray(a, dtype=np.float32))
+    return batch, lengths
