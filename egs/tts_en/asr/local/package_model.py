@@ -65,6 +65,7 @@ def main() -> None:
                         "(repeatable; default stage1 and stage2 in EXP)")
     parser.add_argument("--search", choices=("greedy", "cif"), help="the model's default search (default: as trained)")
     parser.add_argument("--target", type=Path, help="where to write it (default xasr/pretrained/NAME)")
+    parser.add_argument("--notice", help="a warning for users: leads the card's summary and MODEL_CARD.md")
     args = parser.parse_args()
 
     model_dir = args.model_dir or args.exp_dir / "stage2" / "model"
@@ -94,8 +95,11 @@ def main() -> None:
         config.setdefault("generation", {})["search"] = args.search
     search = config.get("generation", {}).get("search", "greedy")
     card["search"] = search
+    if args.notice:
+        card["summary"] = f"{args.notice} {card['summary']}"
     card_md = [
         f"# xasr packaged model `{args.name}`", "",
+        *([f"**{args.notice}**", ""] if args.notice else []),
         card["summary"] + ".", "",
         "## Model", "",
         f"- encoder (frozen): `{config['encoder']['source']}` (real length, "
