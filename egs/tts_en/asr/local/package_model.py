@@ -95,8 +95,6 @@ def main() -> None:
         config.setdefault("generation", {})["search"] = args.search
     search = config.get("generation", {}).get("search", "greedy")
     card["search"] = search
-    if args.notice:
-        card["summary"] = f"{args.notice} {card['summary']}"
     card_md = [
         f"# xasr packaged model `{args.name}`", "",
         *([f"**{args.notice}**", ""] if args.notice else []),
@@ -128,6 +126,8 @@ def main() -> None:
                 *(f"|{s}|{w}|" for s, w in results.items()), "",
                 f"Recipe: `egs/tts_en/asr` (git {revision}); details in egs/tts_en/asr/RESULTS.md.", ""]
 
+    if args.notice:
+        card["summary"] = f"{args.notice} {card['summary']}"
     target = args.target or REPO / "xasr" / "pretrained" / args.name
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{args.name}."))
