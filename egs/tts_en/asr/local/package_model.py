@@ -71,7 +71,7 @@ def main() -> None:
     model_dir = args.model_dir or args.exp_dir / "stage2" / "model"
     cuts = CutSet.from_cuts(cut for name in args.train_set.split() for cut in CutSet.from_file(
         args.data_dir / f"{name.rsplit('_', 1)[0]}_cuts_{name.rsplit('_', 1)[1]}.jsonl.gz"))
-    engines = Counter((c.supervisions[0].custom or {}).get("engine", "?") for c in cuts)
+    engines = Counter((c.supervisions[0].custom or {}).get("engine", "?") for c in cuts if "_aug" not in c.id)
     hours = sum(c.duration for c in cuts) / 3600
     augmented = sum("_aug" in c.id for c in cuts)
     stage_dirs = dict(spec.split("=", 1) for spec in args.stage) or {
@@ -111,7 +111,7 @@ def main() -> None:
         "## Training data", "",
         f"{len(cuts)} utterances ({augmented} of them augmented copies: speed, room reverberation, noise or "
         f"another talker, telephone band, codecs), {hours:.1f} h, synthesized from public-domain LJSpeech sentences "
-        "(chapters LJ001 and LJ002 removed) by offline TTS engines: "
+        "(chapters LJ001 and LJ002 removed) by offline TTS engines (utterances before augmentation): "
         + ", ".join(f"{e} {n}" for e, n in sorted(engines.items())) + ". "
         "No real speech entered training; nothing from real_en_dev or pocketsphinx-testdata.", "",
         "## Training", "",
