@@ -68,7 +68,7 @@ def main() -> None:
     killed = args.out / "killed"
     process = subprocess.Popen(decode_command(files, killed, args), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    partial = killed / "transcripts.jsonl.partial"
+    partial = killed / ".transcripts.jsonl.partial"
     while process.poll() is None and len(lines(partial)) < args.kill_at * len(files):
         time.sleep(0.05)
     if process.poll() is not None:
