@@ -337,7 +337,7 @@ def decode_command(
     import time
 
     from xasr.decode import DecodeOptions, collect_inputs, load_model, transcribe
-    from xasr.model import SEARCHES
+    from xasr.model import SEARCHES, TOKEN_HEAD_SEARCHES
     from xasr.writers import OutputLocked, TranscriptWriter
 
     for option, value in (("--beam", beam), ("--batch-seconds", batch_seconds),
@@ -346,7 +346,7 @@ def decode_command(
             _usage(f"{option} {value}: must be positive")
     if search is not None and search not in SEARCHES:
         _usage(f"--search {search}: use {', '.join(SEARCHES)}")
-    if search in ("cif", "draft") and beam > 1:
+    if search in TOKEN_HEAD_SEARCHES and beam > 1:
         _usage(f"--search {search} reads the C-Former's token head: it takes no --beam")
     if llm_dtype not in ("float32", "bfloat16", "auto", "model"):
         _usage(f"--llm-dtype {llm_dtype}: use float32, bfloat16, auto or model")
@@ -394,7 +394,7 @@ def decode_command(
         num_beams=beam, batch_seconds=batch_seconds, vad=vad, max_segment_seconds=max_segment_seconds,
         context=context, hotwords=[w for spec in hotwords for w in spec.split(",") if w.strip()],
         max_audio_hours=max_audio_hours, plot_cif_dir=plot_cif, search=search)
-    if asr is not None and search in ("cif", "draft") and asr.config.adapter != "cformer":
+    if asr is not None and search in TOKEN_HEAD_SEARCHES and asr.config.adapter != "cformer":
         _usage(f"--search {search} needs a C-Former model; this one has the {asr.config.adapter} adapter")
     started, audio_seconds, failed, complete = time.time(), 0.0, 0, False
     finished, write_failures = 0, 0

@@ -42,7 +42,7 @@ SILENCE_PEAK = 1e-4  # digital silence: no sample above about -80 dBFS
 @dataclass
 class DecodeOptions:
     num_beams: int = 1  # 1 = greedy with a KV cache
-    search: Optional[str] = None  # greedy or cif (token head alone, no LLM); default: the model's own
+    search: Optional[str] = None  # greedy, draft or cif (xasr.model.SEARCHES); default: the model's own
     batch_seconds: float = 120.0  # padded audio per batch
     pool_seconds: float = 600.0  # audio read ahead and sorted by duration before decoding
     pool_inputs: int = 64  # ... or this many inputs: finished transcripts are written as each pool ends

@@ -66,6 +66,7 @@ class GenerationOptions:
 
 
 SEARCHES = ("greedy", "draft", "cif")
+TOKEN_HEAD_SEARCHES = ("draft", "cif")  # read the C-Former's token head: C-Former models, one beam
 
 
 def word_agreement(text: str, other: str) -> float:
@@ -243,7 +244,7 @@ class XASRModel(nn.Module):
         hotwords) joins the prompt but never the transcript.
         """
         options = options or self.config.generation
-        if options.search in ("cif", "draft") and (self.config.adapter != "cformer" or num_beams > 1):
+        if options.search in TOKEN_HEAD_SEARCHES and (self.config.adapter != "cformer" or num_beams > 1):
             raise ValueError(f"search '{options.search}' reads the C-Former's token head: it needs the cformer "
                              "adapter and one beam")
         features, feature_lengths = self.encode(batch)
@@ -271,6 +272,9 @@ class XASRModel(nn.Module):
             return results
         template = self.llm.template_with_context(context)
         speech = {"<speech>": [out.embeddings[b, : lengths[b]] for b in speaking]}
+        drafts = {}  # (token ids, probabilities) of each item's CIF draft, for the draft search and the guard
+        if out.cif is not None and (options.search == "draft" or options.min_draft_agreement > 0):
+            drafts = {b: self._draft(out.embeddings[b, : lengths[b]], options.collapse_repeats) for b in speaking}
 
         def is_looping(row: int, tokens: list[int]) -> bool:
             return len(tokens) > expected[speaking[row]] and loop_start(tokens, options.loop_repeats) is not None
@@ -283,9 +287,9 @@ class XASRModel(nn.Module):
                                                     with_prefix=cache is None)
             mask = torch.cat([mask.new_ones(len(speaking), prefix), mask], dim=1)
             if options.search == "draft":
-                drafts = [self._draft(out.embeddings[b, : lengths[b]], options.collapse_repeats)[0] for b in speaking]
                 token_ids = draft_generate(self.llm.model, embeds, mask, [budgets[b] for b in speaking],
-                                           template.eos_token_id, drafts, should_stop=is_looping, cache=cache,
+                                           template.eos_token_id, [drafts[b][0] for b in speaking],
+                                           should_stop=is_looping, cache=cache,
                                            probabilities=probabilities, stats=self.generation_stats)
             else:
                 token_ids = greedy_generate(self.llm.model, embeds, mask, [budgets[b] for b in speaking],
@@ -304,9 +308,9 @@ class XASRModel(nn.Module):
             if probabilities:
                 results[b]["token_probs"] = probabilities[row][: len(ids)]
             self.generation_stats["tokens"] = self.generation_stats.get("tokens", 0) + len(ids)
-        if options.min_draft_agreement > 0 and out.cif is not None:
+        if options.min_draft_agreement > 0 and drafts:
             for b in speaking:
-                draft, draft_probs = self._draft(out.embeddings[b, : lengths[b]], options.collapse_repeats)
+                draft, draft_probs = drafts[b]
                 agreement = word_agreement(results[b]["text"], template.decode(draft))
                 results[b].update(draft_token_ids=draft, draft_agreement=agreement)
                 if agreement < options.min_draft_agreement:

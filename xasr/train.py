@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Optional
 import numpy as np
 import torch
 import torch.distributed as dist
+import yaml
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler
 from torch.nn.parallel import DistributedDataParallel
@@ -397,24 +399,22 @@ def plot_training_curves(log_file: Path, png: Path) -> Optional[Path]:
     return png
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 numbers: YAML 1.1 reads `1e-4` as a string, not a float."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
 def _yaml_load(text: str):
-    """YAML with YAML 1.2 numbers: PyYAML (YAML 1.1) reads `1e-4` as a string, not a float."""
-    import re
-
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                    |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$""", re.X),
-        list("-+0123456789."))
-    return yaml.load(text, Loader=Loader)
+    return yaml.load(text, Loader=_Yaml12Loader)
 
 
 def load_config_file(path: Path | str, stage: int, overrides: Optional[list[str]] = None):
