@@ -176,6 +176,33 @@ def prepare_tts_command(
               "re-run to retry them")
 
 
+@prepare_app.command("text")
+def prepare_text_command(
+    output: Path = typer.Argument(..., help="Sentences tsv (id<TAB>text) to write."),
+    sources: List[str] = typer.Option(["wordnet", "fortunes"], "--source",
+                                      help="Text source, repeatable: wordnet, fortunes (Debian packages)."),
+    exclude: List[Path] = typer.Option([], help="Transcripts whose sentences must not appear (test sets), repeatable."),
+    min_words: int = typer.Option(4, help="Shortest sentence kept, in words."),
+    max_words: int = typer.Option(30, help="Longest sentence kept, in words."),
+) -> None:
+    """Sentences for `xasr prepare tts` from text in Debian packages (xasr.data.texts)."""
+    from xasr.data.texts import APT_PACKAGES, collect_sentences, write_sentences
+
+    missing = [str(p) for p in exclude if not p.is_file()]
+    if missing:
+        _fail(f"--exclude: no such file: {', '.join(missing)}")
+    try:
+        sentences = collect_sentences(sources, exclude=exclude, min_words=min_words, max_words=max_words)
+    except FileNotFoundError as e:
+        _fail(f"{e} (packages: {', '.join(APT_PACKAGES[s] for s in sources if s in APT_PACKAGES)})")
+    except ValueError as e:
+        _usage(str(e))
+    if not sentences:
+        _fail("no sentence passed the filters; widen --min-words/--max-words")
+    write_sentences(sentences, output)
+    typer.echo(f"{output}: {len(sentences)} sentences from {', '.join(sources)}")
+
+
 @prepare_app.command("augment")
 def prepare_augment_command(
     cuts: Path = typer.Argument(..., help="Cuts manifest (.jsonl.gz) to augment."),

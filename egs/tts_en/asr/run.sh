@@ -4,7 +4,7 @@
 #             offline TTS engines with many voices (xasr prepare tts: piper, espeak-ng, flite, festival)
 #   testing:  ../shared/data/real_en_dev (27 real utterances) and Debian's pocketsphinx-testdata
 #             recordings (12 real utterances; local/prepare_pocketsphinx.sh)
-# Model: Whisper base encoder, C-Former, frozen SmolLM2-135M-Instruct (packaged weights).
+# Model: Whisper tiny.en encoder, C-Former, frozen SmolLM2-135M-Instruct (packaged weights).
 #
 #   ./run.sh                                # 10,000 utterances; stage 0 installs the TTS engines (sudo)
 #   ./run.sh --num-utts 40000 --nj 8 --data-dir data_40k --exp-dir exp_40k   # more data, new folders
@@ -19,7 +19,8 @@ text=../../../../shared/data/text/ljspeech_sentences.tsv   # sentences to voice 
 num_utts=10000                          # synthetic training utterances (tens of thousands work)
 tts_engines="piper espeak flite festival"  # TTS engines, space separated
 tts_seed=0                              # seed for the sentence order and the voice/rate/pitch choices
-extra_corpora=""                        # more corpora, space separated ENGINES:COUNT:SEED, e.g. "espeak,flite:3000:1"
+extra_corpora=""                        # more corpora, space separated ENGINES:COUNT:SEED[:TEXT], e.g. "espeak,flite:3000:1";
+                                        # TEXT: a sentences file, or "debian" (WordNet examples + fortunes; default: --text)
 valid_percent=2                         # sentences held out of training for a validation loss and token accuracy
 aug_copies=1                            # augmented copies of each training cut (speed, reverberation, noise, telephone, codecs)
 aug_fraction=1.0                        # ... of this random fraction of the training cuts
@@ -43,6 +44,7 @@ for engine in ${tts_engines} $(for spec in ${extra_corpora}; do echo "${spec%%:*
     mbrola) apt_packages+=" espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1" ;;
   esac
 done
+case " ${extra_corpora} " in *:debian\ *) apt_packages+=" wordnet-base fortunes fortunes-min" ;; esac
 exec ../../../recipes/asr.sh \
   --corpus tts_en \
   --apt-packages "${apt_packages}" \

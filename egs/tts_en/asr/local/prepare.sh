@@ -13,7 +13,8 @@ text=../../../../shared/data/text/ljspeech_sentences.tsv   # sentences to voice
 num_utts=10000                          # synthetic training utterances
 tts_engines="piper espeak flite festival"  # TTS engines
 tts_seed=0                              # seed of the synthesis plan
-extra_corpora=""                        # more corpora, space separated ENGINES:COUNT:SEED (engines comma separated), e.g. "espeak,flite:3000:1"
+extra_corpora=""                        # more corpora, space separated ENGINES:COUNT:SEED[:TEXT] (engines comma separated), e.g. "espeak,flite:3000:1";
+                                        # TEXT: a sentences file, or "debian" for DATA_DIR/text/debian_sentences.tsv (built here); default --text
 valid_percent=2                         # sentences held out for validation
 aug_copies=1                            # augmented copies of each training cut (0: none)
 aug_fraction=1.0                        # ... of this random fraction of the training cuts
@@ -29,34 +30,7 @@ LOCAL_DIR=$(cd "$(dirname "$0")" && pwd)
 [ $# -eq 1 ] || die "${help_message}"
 data_dir=$1
 
-# Always run: it skips the audio already written, so an interrupted synthesis continues.
-engine_args=()
-for engine in ${tts_engines}; do
-  engine_args+=(--engine "${engine}")
-done
-log "synthesizing ${num_utts} utterances with ${tts_engines} into ${data_dir}/audio"
-xasr prepare tts "${text}" "${data_dir}" --num-utterances "${num_utts}" "${engine_args[@]}" \
-  --seed "${tts_seed}" --num-jobs "${nj}" --prefix tts --split train
-all_cuts=("${data_dir}/tts_cuts_train.jsonl.gz")
-for spec in ${extra_corpora}; do
-  IFS=: read -r engines count seed <<< "${spec}"
-  [ -n "${seed}" ] && [ "${seed}" != "${tts_seed}" ] || die "--extra-corpora ${spec}: give each corpus its own seed (ENGINES:COUNT:SEED)"
-  engine_args=()
-  for engine in ${engines//,/ }; do
-    engine_args+=(--engine "${engine}")
-  done
-  log "synthesizing ${count} more utterances with ${engines//,/ } (seed ${seed}) into ${data_dir}/extra_s${seed}"
-  xasr prepare tts "${text}" "${data_dir}/extra_s${seed}" --num-utterances "${count}" "${engine_args[@]}" \
-    --seed "${seed}" --num-jobs "${nj}" --prefix tts --split train
-  all_cuts+=("${data_dir}/extra_s${seed}/tts_cuts_train.jsonl.gz")
-done
-"${XASR_PYTHON}" "${LOCAL_DIR}/split_valid.py" --valid-percent "${valid_percent}" "${data_dir}" "${all_cuts[@]}"
-if [ "${aug_copies}" -gt 0 ]; then
-  log "augmenting the training cuts (${aug_copies} copies: speed, reverberation, noise, telephone, codecs)"
-  xasr prepare augment "${data_dir}/tts_cuts_fit.jsonl.gz" "${data_dir}/tts_cuts_fitaug.jsonl.gz" \
-    --copies "${aug_copies}" --fraction "${aug_fraction}" --seed "${tts_seed}" --noise-dir "${data_dir}/augment"
-fi
-
+# The real test sets first: their references are kept out of the training text.
 if [ -f "${data_dir}/real_en_cuts_dev.jsonl.gz" ]; then
   log "real_en_dev already prepared"
 else
@@ -68,4 +42,42 @@ if [ -f "${data_dir}/pocketsphinx_cuts_test.jsonl.gz" ]; then
 else
   "${LOCAL_DIR}/prepare_pocketsphinx.sh" --psdata-dir "${psdata_dir}" "${data_dir}/pocketsphinx"
   xasr prepare tsv "${data_dir}/pocketsphinx" "${data_dir}" --prefix pocketsphinx --split test --language en
+fi
+
+# Always run: it skips the audio already written, so an interrupted synthesis continues.
+engine_args=()
+for engine in ${tts_engines}; do
+  engine_args+=(--engine "${engine}")
+done
+log "synthesizing ${num_utts} utterances with ${tts_engines} into ${data_dir}/audio"
+xasr prepare tts "${text}" "${data_dir}" --num-utterances "${num_utts}" "${engine_args[@]}" \
+  --seed "${tts_seed}" --num-jobs "${nj}" --prefix tts --split train
+all_cuts=("${data_dir}/tts_cuts_train.jsonl.gz")
+for spec in ${extra_corpora}; do
+  IFS=: read -r engines count seed corpus_text <<< "${spec}"
+  [ -n "${seed}" ] && [ "${seed}" != "${tts_seed}" ] || die "--extra-corpora ${spec}: give each corpus its own seed (ENGINES:COUNT:SEED)"
+  corpus_text=${corpus_text:-${text}}
+  if [ "${corpus_text}" = debian ]; then
+    corpus_text=${data_dir}/text/debian_sentences.tsv
+    if [ ! -f "${corpus_text}" ]; then
+      log "collecting sentences from WordNet's examples and the fortune files (test references excluded)"
+      exclude_args=(--exclude "${real_en_dev_dir}/transcripts.tsv")
+      [ -f "${data_dir}/pocketsphinx/transcripts.tsv" ] && exclude_args+=(--exclude "${data_dir}/pocketsphinx/transcripts.tsv")
+      xasr prepare text "${corpus_text}" --source wordnet --source fortunes "${exclude_args[@]}"
+    fi
+  fi
+  engine_args=()
+  for engine in ${engines//,/ }; do
+    engine_args+=(--engine "${engine}")
+  done
+  log "synthesizing ${count} more utterances with ${engines//,/ } (seed ${seed}) into ${data_dir}/extra_s${seed}"
+  xasr prepare tts "${corpus_text}" "${data_dir}/extra_s${seed}" --num-utterances "${count}" "${engine_args[@]}" \
+    --seed "${seed}" --num-jobs "${nj}" --prefix tts --split train
+  all_cuts+=("${data_dir}/extra_s${seed}/tts_cuts_train.jsonl.gz")
+done
+"${XASR_PYTHON}" "${LOCAL_DIR}/split_valid.py" --valid-percent "${valid_percent}" "${data_dir}" "${all_cuts[@]}"
+if [ "${aug_copies}" -gt 0 ]; then
+  log "augmenting the training cuts (${aug_copies} copies: speed, reverberation, noise, telephone, codecs)"
+  xasr prepare augment "${data_dir}/tts_cuts_fit.jsonl.gz" "${data_dir}/tts_cuts_fitaug.jsonl.gz" \
+    --copies "${aug_copies}" --fraction "${aug_fraction}" --seed "${tts_seed}" --noise-dir "${data_dir}/augment"
 fi

@@ -1,0 +1,122 @@
+"""Sentences for synthetic speech from text that ships in Debian packages, as an `id<TAB>text` tsv.
+
+Sources (installed by the tts_en recipe's stage 0):
+
+- `wordnet`: the usage examples of WordNet 3.0's glosses (`wordnet-base`, WordNet licence:
+  free use and redistribution), e.g. "the ball rolled down the hill": modern everyday English
+  over a wide vocabulary;
+- `fortunes`: the BSD fortune cookie files (`fortunes`, `fortunes-min`): quotations, jokes and
+  proverbs, split into sentences, attributions dropped.
+
+Only sentences a TTS voice reads as written are kept (letters and plain punctuation, no digits,
+`min_words`..`max_words` words), each once, and none whose normalised words equal a sentence of an
+`exclude` file (test references).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Sequence
+
+from xasr.text import EnglishTextNormalizer
+
+WORDNET_DIR = Path("/usr/share/wordnet")
+FORTUNES_DIR = Path("/usr/share/games/fortunes")
+SOURCES = ("wordnet", "fortunes")
+APT_PACKAGES = {"wordnet": "wordnet-base", "fortunes": "fortunes fortunes-min"}
+
+_READABLE = re.compile(r"[A-Za-z][A-Za-z ,.;:!?'\"-]*")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"']?\s+(?=[\"']?[A-Z])")
+_ABBREVIATION = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|etc|e\.g|i\.e)\.$", re.IGNORECASE)
+
+
+def wordnet_examples(wordnet_dir: Path = WORDNET_DIR) -> Iterator[tuple[str, str]]:
+    """`(id, example)` for every quoted usage example in WordNet's data.{noun,verb,adj,adv}."""
+    for part in ("noun", "verb", "adj", "adv"):
+        path = wordnet_dir / f"data.{part}"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not found; install WordNet (apt-get install wordnet-base)")
+        with path.open(encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("  "):  # the licence header
+                    continue
+                offset, _, rest = line.partition(" ")
+                gloss = rest.partition(" | ")[2]
+                for k, example in enumerate(re.findall(r'"([^"]+)"', gloss)):
+                    yield f"wn-{part}-{offset}-{k}", example
+
+
+def fortune_sentences(fortunes_dir: Path = FORTUNES_DIR) -> Iterator[tuple[str, str]]:
+    """`(id, sentence)` from the fortune files: each cookie joined into one line, its attribution
+    ("-- Mark Twain") dropped, then split into sentences."""
+    files = sorted(p for p in fortunes_dir.glob("*") if p.is_file() and p.suffix not in (".dat", ".u8"))
+    if not files:
+        raise FileNotFoundError(f"{fortunes_dir}: no fortune files; install them (apt-get install fortunes)")
+    for path in files:
+        cookies = path.read_text(encoding="utf-8", errors="replace").split("\n%\n")
+        for n, cookie in enumerate(cookies):
+            lines = [line.strip() for line in cookie.splitlines()]
+            lines = [line for line in lines if line and not line.startswith(("--", "- "))]
+            for k, sentence in enumerate(split_sentences(" ".join(lines))):
+                yield f"fortune-{path.name}-{n}-{k}", sentence
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split at . ! ? followed by a capital, except after a few abbreviations (Mr., Dr., e.g.)."""
+    sentences, current = [], ""
+    for piece in _SENTENCE_END.split(" ".join(text.split())):
+        current = f"{current} {piece}".strip()
+        if not _ABBREVIATION.search(current):
+            sentences.append(current)
+            current = ""
+    return sentences + ([current] if current else [])
+
+
+def clean_sentence(text: str, min_words: int = 4, max_words: int = 30) -> Optional[str]:
+    """`text` with its first letter capitalised, or None when a voice would not read it as written."""
+    text = " ".join(text.replace("`", "'").split()).strip(" -;:")
+    if not _READABLE.fullmatch(text) or not min_words <= len(text.split()) <= max_words:
+        return None
+    if sum(c.isupper() for c in text) > max(3, len(text) // 10):  # SHOUTING, acronyms, code
+        return None
+    return text[0].upper() + text[1:]
+
+
+def read_excluded(paths: Iterable[Path]) -> set[str]:
+    """Normalised sentences of transcripts files (`path<TAB>speaker<TAB>text` or `id<TAB>text`)."""
+    normalize = EnglishTextNormalizer()
+    excluded = set()
+    for path in paths:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                excluded.add(normalize(line.rsplit("\t", 1)[-1]))
+    return excluded
+
+
+def collect_sentences(sources: Sequence[str], exclude: Iterable[Path] = (), min_words: int = 4,
+                      max_words: int = 30) -> list[tuple[str, str]]:
+    """Cleaned, de-duplicated `(id, sentence)` of `sources` (names in SOURCES), none of `exclude`."""
+    readers = {"wordnet": wordnet_examples, "fortunes": fortune_sentences}
+    unknown = [s for s in sources if s not in readers]
+    if unknown:
+        raise ValueError(f"unknown text source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
+    normalize = EnglishTextNormalizer()
+    seen = read_excluded(exclude)
+    sentences = []
+    for source in sources:
+        for sentence_id, raw in readers[source]():
+            text = clean_sentence(raw, min_words, max_words)
+            key = normalize(text) if text else None
+            if key and key not in seen:
+                seen.add(key)
+                sentences.append((sentence_id, text))
+    return sentences
+
+
+def write_sentences(sentences: Sequence[tuple[str, str]], path: Path) -> None:
+    """Write an `id<TAB>text` tsv atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(f"{i}\t{t}\n" for i, t in sentences), encoding="utf-8")
+    tmp.replace(path)
