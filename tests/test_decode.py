@@ -1,6 +1,7 @@
 """Decoding: generation loop, budgets, loop guard, timestamps, context, inputs, bad files, the CLI."""
 
 import json
+import shutil
 import subprocess
 
 import numpy as np
@@ -447,3 +448,20 @@ def test_cli_search_cif_decodes_and_bad_search_options_are_usage_errors(model_di
                           (["--search", "cif", "--beam", "2"], "no --beam")):
         result = CliRunner().invoke(app, ["decode", str(tmp_path / "a.wav"), "--model", str(model_dir), *args])
         assert result.exit_code == 2 and message in result.output
+
+
+def test_load_model_holds_the_llm_in_the_asked_dtype_straight_from_its_source(model_dir, tmp_path):
+    import xasr
+    from transformers import AutoModelForCausalLM
+
+    bf16_trained = tmp_path / "model"
+    shutil.copytree(model_dir, bf16_trained)
+    config = json.loads((bf16_trained / "config.json").read_text())
+    config["xasr_config"]["llm"]["dtype"] = "bfloat16"
+    (bf16_trained / "config.json").write_text(json.dumps(config))
+    source = AutoModelForCausalLM.from_pretrained(model_dir.parent / "llm", dtype=torch.float32).state_dict()
+    for dtype in (None, "float32", "bfloat16"):
+        held = xasr.load_model(bf16_trained, llm_dtype=dtype).llm.base_model.state_dict()
+        expected = getattr(torch, dtype or "bfloat16")
+        # float32 means the source's own weights, not the bf16 ones widened again
+        assert all(torch.equal(held[name], tensor.to(expected)) for name, tensor in source.items())

@@ -384,8 +384,9 @@ def test_packaged_whisper_base_from_two_packages(shared_data):
 @pytest.mark.slow
 @needs_packages("smollm2-135m")
 def test_packaged_smollm2_generates():
-    model, tokenizer = hub.load_causal_lm("smollm2-135m")
+    model, tokenizer, checksum = hub.load_causal_lm("smollm2-135m")
     assert model.dtype == torch.float32 and not model.training
+    assert checksum == hub.weights_checksum(model)
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
     ids = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
                                         add_generation_prompt=True, return_tensors="pt", return_dict=True)
@@ -393,3 +394,15 @@ def test_packaged_smollm2_generates():
         out = model.generate(**ids, max_new_tokens=8, do_sample=False)
     answer = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
     assert "Paris" in answer, answer
+
+
+@pytest.mark.slow
+@needs_packages("smollm2-135m")
+def test_packaged_smollm2_loads_in_bf16_without_fp32_copy():
+    fp32, _, checksum = hub.load_causal_lm("smollm2-135m")
+    bf16, _, checksum_bf16 = hub.load_causal_lm("smollm2-135m", torch.bfloat16)
+    assert checksum_bf16 == checksum  # the fp32 weights' checksum, which model dirs record
+    assert (hub.causal_lm_dir("smollm2-135m") / hub.BF16_DIR).is_dir()  # read from the bf16 copy
+    assert bf16.dtype == torch.bfloat16
+    reference = fp32.to(torch.bfloat16).state_dict()
+    assert all(torch.equal(reference[name], tensor) for name, tensor in bf16.state_dict().items())

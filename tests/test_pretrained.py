@@ -40,7 +40,8 @@ def test_load_model_resolves_packaged_names_and_defaults_to_default_en(pretraine
         def eval(self):
             return self
 
-    monkeypatch.setattr(xasr.decode.XASRModel, "load", classmethod(lambda cls, d: loaded.append(Path(d)) or Loaded()))
+    monkeypatch.setattr(xasr.decode.XASRModel, "load",
+                        classmethod(lambda cls, d, **kwargs: loaded.append(Path(d)) or Loaded()))
     xasr.decode.load_model()
     xasr.decode.load_model("tiny-en")
     assert loaded == [default, other]

@@ -348,8 +348,8 @@ def decode_command(
     context: Optional[str] = typer.Option(None, help="Text given to the LLM with the speech (topic, names)."),
     hotwords: List[str] = typer.Option([], help="Words the speech may contain (repeatable or comma-separated)."),
     int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantisation of the encoder and LLM (CPU)."),
-    llm_dtype: str = typer.Option("float32", help="Hold the frozen LLM in float32, bfloat16, auto (bf16 where "
-                                                  "native) or model (as trained)."),
+    llm_dtype: str = typer.Option("model", help="Hold the frozen LLM in float32, bfloat16, auto (bf16 where "
+                                                "native) or model (as trained)."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1 ..."),
     max_audio_hours: float = typer.Option(24.0, help="Refuse inputs longer than this."),
     plot_cif: Optional[Path] = typer.Option(None, help="Write a PNG of each segment's CIF firing positions here."),

@@ -460,13 +460,13 @@ def transcribe(model: XASRModel, inputs: Sequence[AudioInput], options: Optional
 
 
 def load_model(name_or_dir: Union[str, Path, None] = None, device: Union[str, torch.device] = "cpu",
-               int8: bool = False, llm_dtype: Optional[str] = "float32") -> XASRModel:
+               int8: bool = False, llm_dtype: Optional[str] = None) -> XASRModel:
     """An xasr model: a packaged one by name (default: `default-en`), a local directory (what
     `xasr train` writes) or a Hugging Face repo id.
 
     `int8` quantises the frozen encoder's and LLM's linear layers dynamically (CPU only).
     `llm_dtype` holds the frozen LLM in float32, bfloat16 or "auto" for decoding, whatever it was
-    trained in (None: as the model's config says).
+    trained in (None: as the model's config says, e.g. "auto": bf16 where the CPU has native bf16).
     """
     from xasr.pretrained import DEFAULT_MODEL, packaged_model_dir, packaged_models
 
@@ -487,9 +487,11 @@ def load_model(name_or_dir: Union[str, Path, None] = None, device: Union[str, to
         except Exception as e:
             raise FileNotFoundError(f"{name_or_dir}: not a local model directory, and the Hugging Face hub "
                                     f"could not provide it ({type(e).__name__}); give a model directory") from None
-    model = XASRModel.load(directory).to(device).eval()
+    if int8:
+        llm_dtype = "float32"  # dynamic int8 quantises float32 layers
+    model = XASRModel.load(directory, llm_dtype=llm_dtype).to(device).eval()
     if llm_dtype is not None:
-        model.llm.set_dtype(llm_dtype)
+        model.llm.set_dtype(llm_dtype)  # "auto" on a device other than the default one
     if int8:
         if torch.device(device).type != "cpu":
             raise ValueError("int8 dynamic quantisation runs on the CPU only; drop --int8 or use --device cpu")

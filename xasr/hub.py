@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 STAMP_FILE = "xasr_source.json"  # in a cache dir: what it was converted from
-CACHE_FORMAT = 1  # bump when the conversion changes, so old caches are rebuilt
+CACHE_FORMAT = 2  # bump when the conversion changes, so old caches are rebuilt
+CHECKSUM_FILE = "xasr_weights_checksum.txt"  # in a converted causal-LM dir: weights_checksum of its fp32 weights
+BF16_DIR = "bfloat16"  # ... and the same weights in bf16, loaded without an fp32 copy
 
 
 class SourceNotFound(FileNotFoundError):
@@ -604,6 +606,9 @@ def _save_gguf(resolved: ResolvedSource, out: Path) -> None:
     plain.generation_config = model.generation_config
     tokenizer.save_pretrained(out)
     plain.save_pretrained(out)
+    (out / CHECKSUM_FILE).write_text(weights_checksum(plain) + "\n")
+    tokenizer.save_pretrained(out / BF16_DIR)
+    plain.to(torch.bfloat16).save_pretrained(out / BF16_DIR)
 
 
 def causal_lm_dir(source: PathLike) -> Path:
@@ -619,14 +624,23 @@ def causal_lm_dir(source: PathLike) -> Path:
                      "smollm2-135m, a Hugging Face dir or a .gguf file")
 
 
-def load_causal_lm(source: PathLike):
-    """(transformers causal LM in eval mode, fp32; its tokenizer) from any LLM source."""
+def load_causal_lm(source: PathLike, dtype: torch.dtype = torch.float32) -> tuple:
+    """(transformers causal LM in eval mode with weights in `dtype`, its tokenizer, the
+    `weights_checksum` of its fp32 weights) from any LLM source.
+
+    A converted source (GGUF) loads in bf16 from its bf16 copy, so no fp32 copy is ever held
+    (peak memory); other sources load in fp32 and are cast.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     directory = causal_lm_dir(source)
     tokenizer = AutoTokenizer.from_pretrained(directory)
+    if dtype == torch.bfloat16 and (directory / BF16_DIR).is_dir() and (directory / CHECKSUM_FILE).is_file():
+        model = AutoModelForCausalLM.from_pretrained(directory / BF16_DIR, dtype=dtype).eval()
+        return model, tokenizer, (directory / CHECKSUM_FILE).read_text().strip()
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
-    return model, tokenizer
+    checksum = weights_checksum(model)
+    return model.to(dtype), tokenizer, checksum
 
 
 # ---- checksums ------------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ def embedding_scale(model: nn.Module) -> float:
 class LLM(nn.Module):
     """A causal LM fed with a mix of text-token and modality embeddings."""
 
-    def __init__(self, model: nn.Module, tokenizer, config: LLMConfig):
+    def __init__(self, model: nn.Module, tokenizer, config: LLMConfig, source_checksum: Optional[str] = None):
         super().__init__()
         from xasr.hub import weights_checksum
 
@@ -143,7 +143,7 @@ class LLM(nn.Module):
             parameter.requires_grad_(False)
         model.eval()
         # the frozen weights as their source gave them, before any cast: what model dirs record
-        self.source_checksum = weights_checksum(model)
+        self.source_checksum = source_checksum or weights_checksum(model)
         self.dtype = resolve_dtype(config.dtype)
         model.to(self.dtype)  # frozen, so no float32 master copy is kept
         self.model = with_lora(model, config)
@@ -157,8 +157,8 @@ class LLM(nn.Module):
     def from_config(cls, config: LLMConfig) -> "LLM":
         from xasr.hub import load_causal_lm
 
-        model, tokenizer = load_causal_lm(config.source)
-        return cls(model.float(), tokenizer, config)
+        model, tokenizer, checksum = load_causal_lm(config.source, resolve_dtype(config.dtype))
+        return cls(model, tokenizer, config, source_checksum=checksum)
 
     def train(self, mode: bool = True) -> "LLM":
         # frozen weights stay in eval mode (no dropout) unless LoRA is being trained

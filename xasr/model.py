@@ -385,11 +385,14 @@ class XASRModel(nn.Module):
 
     @classmethod
     def load(cls, directory: Path | str, encoder: Optional[nn.Module] = None, llm: Optional[LLM] = None,
-             check_frozen: bool = True, config: Optional[XASRConfig] = None) -> "XASRModel":
+             check_frozen: bool = True, config: Optional[XASRConfig] = None,
+             llm_dtype: Optional[str] = None) -> "XASRModel":
         """Load a model directory; the frozen parts come from their sources (or are passed in).
 
         `config` continues training a saved model under new training settings (loss weights,
         masking, LLM dtype or prompt, LoRA): its encoder, LLM source and adapter must be the saved ones.
+        `llm_dtype` (float32, bfloat16, auto) loads the frozen LLM in that dtype instead of the
+        config's, straight from its source (a later `LLM.set_dtype` would cast the cast weights).
         """
         from safetensors.torch import load_file
 
@@ -414,7 +417,7 @@ class XASRModel(nn.Module):
                                      "start a model of this configuration from scratch instead")
         lora_rank = config.llm.lora_rank
         if llm is None:
-            llm = LLM.from_config(dataclasses.replace(config.llm, lora_rank=0))
+            llm = LLM.from_config(dataclasses.replace(config.llm, lora_rank=0, dtype=llm_dtype or config.llm.dtype))
         elif lora_rank > 0 and llm.config.lora_rank > 0:
             raise ValueError("pass the LLM without LoRA; the model directory's adapters are loaded onto it")
         encoder = encoder if encoder is not None else build_encoder(config.encoder)

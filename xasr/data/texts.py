@@ -31,8 +31,9 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"']?\s+(?=[\"']?[A-Z])")
 _ABBREVIATION = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|etc|e\.g|i\.e)\.$", re.IGNORECASE)
 
 
-def wordnet_examples(wordnet_dir: Path = WORDNET_DIR) -> Iterator[tuple[str, str]]:
+def wordnet_examples(wordnet_dir: Optional[Path] = None) -> Iterator[tuple[str, str]]:
     """`(id, example)` for every quoted usage example in WordNet's data.{noun,verb,adj,adv}."""
+    wordnet_dir = wordnet_dir or WORDNET_DIR
     for part in ("noun", "verb", "adj", "adv"):
         path = wordnet_dir / f"data.{part}"
         if not path.is_file():
@@ -47,9 +48,10 @@ def wordnet_examples(wordnet_dir: Path = WORDNET_DIR) -> Iterator[tuple[str, str
                     yield f"wn-{part}-{offset}-{k}", example
 
 
-def fortune_sentences(fortunes_dir: Path = FORTUNES_DIR) -> Iterator[tuple[str, str]]:
+def fortune_sentences(fortunes_dir: Optional[Path] = None) -> Iterator[tuple[str, str]]:
     """`(id, sentence)` from the fortune files: each cookie joined into one line, its attribution
     ("-- Mark Twain") dropped, then split into sentences."""
+    fortunes_dir = fortunes_dir or FORTUNES_DIR
     files = sorted(p for p in fortunes_dir.glob("*") if p.is_file() and p.suffix not in (".dat", ".u8"))
     if not files:
         raise FileNotFoundError(f"{fortunes_dir}: no fortune files; install them (apt-get install fortunes)")

@@ -1,0 +1,89 @@
+import pytest
+from typer.testing import CliRunner
+
+from xasr.cli import app
+from xasr.data import texts
+from xasr.data.texts import clean_sentence, collect_sentences, split_sentences, write_sentences
+from xasr.data.tts import read_sentences
+
+WORDNET_LINE = ('02084071 05 n 01 dog 0 001 @ 02083346 n 0000 | a member of the genus Canis; '
+                '"the dog barked all night"; "a dog is a good friend to 2 children"\n')
+COOKIE_FILE = """Don't ever look back. Something might be gaining on you.
+\t\t-- Satchel Paige
+%
+Dr. Smith said it would rain. He was right!
+%
+FORTRAN IS A LANGUAGE FOR REAL PROGRAMMERS.
+%
+"""
+
+
+@pytest.fixture
+def debian_text(tmp_path, monkeypatch):
+    wordnet, fortunes = tmp_path / "wordnet", tmp_path / "fortunes"
+    wordnet.mkdir()
+    fortunes.mkdir()
+    (wordnet / "data.noun").write_text("  1 This software and database is being provided\n" + WORDNET_LINE)
+    for part in ("verb", "adj", "adv"):
+        (wordnet / f"data.{part}").write_text("")
+    (fortunes / "people").write_text(COOKIE_FILE)
+    (fortunes / "people.dat").write_bytes(b"\x00\x01")
+    monkeypatch.setattr(texts, "WORDNET_DIR", wordnet)
+    monkeypatch.setattr(texts, "FORTUNES_DIR", fortunes)
+    return tmp_path
+
+
+def test_split_sentences_keeps_abbreviations_together():
+    assert split_sentences("Dr. Smith said it would rain. He was right!  It rained.") == [
+        "Dr. Smith said it would rain.", "He was right!", "It rained."]
+
+
+def test_clean_sentence_keeps_only_what_a_voice_reads_as_written():
+    assert clean_sentence("the dog barked all night") == "The dog barked all night"
+    assert clean_sentence("a dog is a good friend to 2 children") is None  # digits
+    assert clean_sentence("FORTRAN IS A LANGUAGE FOR REAL PROGRAMMERS.") is None  # shouting
+    assert clean_sentence("too short here") is None
+    assert clean_sentence("see http://example.org/page for more") is None
+    assert clean_sentence(" ".join(["word"] * 31)) is None
+
+
+def test_collect_sentences_cleans_dedups_and_excludes(debian_text):
+    exclude = debian_text / "transcripts.tsv"
+    exclude.write_text("a.wav\tspk\tHe was right!\n")
+    sentences = collect_sentences(["wordnet", "fortunes", "wordnet"], exclude=[exclude])
+    assert [t for _, t in sentences] == ["The dog barked all night", "Don't ever look back.",
+                                         "Something might be gaining on you.", "Dr. Smith said it would rain."]
+    assert len({i for i, _ in sentences}) == len(sentences)
+    assert sentences[0][0] == "wn-noun-02084071-0"
+
+
+def test_collect_sentences_names_a_missing_source(tmp_path, monkeypatch):
+    monkeypatch.setattr(texts, "WORDNET_DIR", tmp_path / "none")
+    with pytest.raises(FileNotFoundError, match="wordnet-base"):
+        collect_sentences(["wordnet"])
+    with pytest.raises(ValueError, match="unknown text source"):
+        collect_sentences(["gutenberg"])
+
+
+def test_written_sentences_read_back_for_tts(tmp_path):
+    path = tmp_path / "text" / "s.tsv"
+    write_sentences([("wn-noun-1-0", "The dog barked all night"), ("fortune-x-1-0", "He was right!")], path)
+    assert read_sentences(path) == [("wn-noun-1-0", "The dog barked all night"), ("fortune-x-1-0", "He was right!")]
+
+
+def test_prepare_text_command(debian_text):
+    out = debian_text / "out.tsv"
+    result = CliRunner().invoke(app, ["prepare", "text", str(out), "--source", "fortunes"])
+    assert result.exit_code == 0, result.output
+    assert "3 sentences from fortunes" in result.output
+    assert len(read_sentences(out)) == 3
+    result = CliRunner().invoke(app, ["prepare", "text", str(out), "--source", "fortunes", "--min-words", "40"])
+    assert result.exit_code != 0 and "no sentence passed" in result.output
+    assert len(read_sentences(out)) == 3  # nothing already written is lost
+
+
+def test_prepare_text_missing_exclude_file(tmp_path):
+    out, missing = tmp_path / "o.tsv", tmp_path / "no.tsv"
+    result = CliRunner().invoke(app, ["prepare", "text", str(out), "--exclude", str(missing)])
+    assert result.exit_code != 0 and "no such file" in result.output
+    assert not out.exists()
