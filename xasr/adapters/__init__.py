@@ -1,13 +1,15 @@
-"""X2L adapters: encoder frames -> embeddings in the LLM's input space.
+"""X2L adapters: encoder outputs -> embeddings in the LLM's input space.
 
-`adapter(features, feature_lengths, target_lengths=None) -> AdapterOutput(embeddings, lengths, cif)`.
+Speech: `adapter(features, feature_lengths, target_lengths=None) -> AdapterOutput(embeddings, lengths, cif)`.
+Images and video: `QFormer(patch_features, frame_mask=None) -> AdapterOutput(embeddings, lengths)`.
 """
 
 from xasr.adapters.cformer import AdapterOutput, CFormer, CFormerConfig, CFormerOutput
 from xasr.adapters.cif import CIF, CIFConfig, CIFOutput, integrate_and_fire
 from xasr.adapters.projector import FrameStackProjector, ProjectorConfig
+from xasr.adapters.qformer import QFormer, QFormerConfig
 
 __all__ = [
     "AdapterOutput", "CFormer", "CFormerConfig", "CFormerOutput", "CIF", "CIFConfig", "CIFOutput",
-    "FrameStackProjector", "ProjectorConfig", "integrate_and_fire",
+    "FrameStackProjector", "ProjectorConfig", "QFormer", "QFormerConfig", "integrate_and_fire",
 ]

@@ -10,15 +10,13 @@ at the same magnitude as the scaled text embeddings around it. 1.0 for LLMs that
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xasr.adapters.cif import CIF, CIFConfig, CIFOutput
+from xasr.adapters.layers import TransformerBlock, sinusoids
 from xasr.encoders.base import lengths_to_mask
 
 
@@ -46,47 +44,6 @@ class AdapterOutput:
 
 
 CFormerOutput = AdapterOutput
-
-
-def sinusoids(length: int, dim: int, device=None) -> Tensor:
-    """[length, dim] sinusoidal position encodings (Whisper's layout: sines then cosines)."""
-    increment = math.log(10000) / (dim // 2 - 1)
-    inverse = torch.exp(-increment * torch.arange(dim // 2, device=device, dtype=torch.float32))
-    angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inverse
-    return torch.cat([angles.sin(), angles.cos()], dim=1)
-
-
-class SelfAttention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, dropout: float):
-        super().__init__()
-        self.n_heads = n_heads
-        self.dropout = dropout
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out = nn.Linear(d_model, d_model)
-
-    def forward(self, x: Tensor, key_mask: Tensor) -> Tensor:
-        batch, length, d_model = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :],
-                                                  dropout_p=self.dropout if self.training else 0.0)
-        return self.out(attended.transpose(1, 2).reshape(batch, length, d_model))
-
-
-class TransformerBlock(nn.Module):
-    """Pre-norm transformer encoder layer."""
-
-    def __init__(self, d_model: int, n_heads: int, ff_mult: int, dropout: float):
-        super().__init__()
-        self.attention_norm = nn.LayerNorm(d_model)
-        self.attention = SelfAttention(d_model, n_heads, dropout)
-        self.mlp_norm = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model, ff_mult * d_model), nn.GELU(),
-                                 nn.Linear(ff_mult * d_model, d_model))
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor, key_mask: Tensor) -> Tensor:
-        x = x + self.dropout(self.attention(self.attention_norm(x), key_mask))
-        return x + self.dropout(self.mlp(self.mlp_norm(x)))
 
 
 class CFormer(nn.Module):

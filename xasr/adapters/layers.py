@@ -1,0 +1,70 @@
+"""Transformer pieces the adapters share: sinusoidal positions, attention (self or cross), pre-norm blocks."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def sinusoids(length: int, dim: int, device=None) -> Tensor:
+    """[length, dim] sinusoidal position encodings (Whisper's layout: sines then cosines)."""
+    increment = math.log(10000) / (dim // 2 - 1)
+    inverse = torch.exp(-increment * torch.arange(dim // 2, device=device, dtype=torch.float32))
+    angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inverse
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class Attention(nn.Module):
+    """Multi-head attention. Self-attention (one fused qkv projection) or, with `context_dim`,
+    cross-attention: queries from `x`, keys and values from `context` ([B, S, context_dim])."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float, context_dim: Optional[int] = None):
+        super().__init__()
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.cross = context_dim is not None
+        if self.cross:
+            self.q = nn.Linear(d_model, d_model)
+            self.kv = nn.Linear(context_dim, 2 * d_model)
+        else:
+            self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def forward(self, x: Tensor, key_mask: Tensor, context: Optional[Tensor] = None) -> Tensor:
+        """`key_mask` [B, S] is True where a key may be attended to (S: the context's length, or x's)."""
+        batch, length, d_model = x.shape
+        if self.cross:
+            q = self.q(x).view(batch, length, self.n_heads, -1).transpose(1, 2)
+            k, v = self.kv(context).view(batch, context.shape[1], 2, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        else:
+            q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :],
+                                                  dropout_p=self.dropout if self.training else 0.0)
+        return self.out(attended.transpose(1, 2).reshape(batch, length, d_model))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer layer: self-attention, cross-attention to a context (with `context_dim`), MLP."""
+
+    def __init__(self, d_model: int, n_heads: int, ff_mult: int, dropout: float, context_dim: Optional[int] = None):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(d_model)
+        self.attention = Attention(d_model, n_heads, dropout)
+        if context_dim is not None:
+            self.cross_attention_norm = nn.LayerNorm(d_model)
+            self.cross_attention = Attention(d_model, n_heads, dropout, context_dim=context_dim)
+        self.mlp_norm = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, ff_mult * d_model), nn.GELU(),
+                                 nn.Linear(ff_mult * d_model, d_model))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, key_mask: Tensor, context: Optional[Tensor] = None,
+                context_mask: Optional[Tensor] = None) -> Tensor:
+        x = x + self.dropout(self.attention(self.attention_norm(x), key_mask))
+        if context is not None:
+            x = x + self.dropout(self.cross_attention(self.cross_attention_norm(x), context_mask, context))
+        return x + self.dropout(self.mlp(self.mlp_norm(x)))
