@@ -144,3 +144,17 @@ def test_a_fraction_augments_about_that_share_of_the_cuts(tmp_path):
                               codec_prob=0, volume=(1.0, 1.0))
     half = augment_cuts(cuts, none, fraction=0.5)
     assert 160 < len(half) < 240 and all(c.id.endswith("_aug1") for c in half)
+
+
+def test_a_grown_set_keeps_the_draws_of_the_cuts_it_had(tmp_path):
+    from lhotse import CutSet
+
+    from tests.test_train import tiny_cuts
+
+    cuts = list(tiny_cuts(tmp_path, n=24))
+    rirs = make_rir_recordings(tmp_path / "rir", count=3)
+    no_talker = AudioAugmentConfig(talker_prob=0)
+    small = augment_cuts(CutSet.from_cuts(cuts[:16]), no_talker, rirs=rirs, fraction=0.5, seed=3)
+    grown = augment_cuts(CutSet.from_cuts(cuts[8:] + cuts[:8]), no_talker, rirs=rirs, fraction=0.5, seed=3)
+    kept = {c.id: c.to_dict() for c in grown}
+    assert len(small) >= 4 and all(kept.get(c.id) == c.to_dict() for c in small)

@@ -100,20 +100,23 @@ def make_rir_recordings(output_dir: Path | str, count: int = 100, seed: int = 0,
 
 def augment_cuts(cuts: CutSet, config: AudioAugmentConfig | None = None, noise: CutSet | None = None,
                  rirs: list[Recording] | None = None, copy: int = 1, seed: int = 0, fraction: float = 1.0) -> CutSet:
-    """An augmented copy of every cut (of a random `fraction` of them), with id `<id>_aug<copy>`;
-    effects drawn per cut from `seed`.
+    """An augmented copy of every cut (of a random `fraction` of them), with id `<id>_aug<copy>`.
+
+    Whether a cut is augmented and its effects are drawn from (`seed`, `copy`, the cut's id) alone,
+    so a grown set keeps the draws of the cuts it had (a feature cache keyed by cut id stays right);
+    only the other talker mixed into a cut is drawn from the whole set.
 
     Order: speed, reverberation (from `rirs`), telephone band, noise (from `noise`) or another
     talker, codec, gain. Cuts are lazy lhotse transforms: nothing is computed until their audio is
     loaded.
     """
     config = config or AudioAugmentConfig()
-    rng = random.Random(f"{seed}-{copy}")
     noise_cuts = list(noise) if noise is not None else []
     eager = cuts.to_eager()
     talkers = list(eager)
     augmented = []
     for cut in eager:
+        rng = random.Random(f"{seed}-{copy}-{cut.id}")
         if fraction < 1.0 and rng.random() >= fraction:
             continue
         new = cut
