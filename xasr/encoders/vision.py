@@ -1,0 +1,123 @@
+"""Frozen vision encoders behind one interface: `encoder(pixels [B, 3, S, S]) -> patch features [B, N, D]`.
+
+Any `transformers` vision model by source: ViT, DINOv2, or the vision tower of CLIP / SigLIP.
+`preprocess` turns images (PIL, HxWx3 uint8 arrays or paths) into the pixels the model was trained
+on: the shorter side resized to `image_size`, a centre crop, the model's mean and std.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+Image = Union[str, Path, np.ndarray, "PIL.Image.Image"]  # noqa: F821
+
+
+@dataclass
+class VisionEncoderConfig:
+    source: Optional[str] = None  # xasr.hub name, local Hugging Face dir or hub id
+    image_size: Optional[int] = None  # None: the source's crop size (224 if it names none)
+    layer: Optional[int] = None  # hidden_states[layer] instead of the last hidden state
+    hf_config: Optional[dict] = None  # a transformers config dict with "model_type": random weights (tests)
+
+
+class VisionEncoder(nn.Module):
+    """A frozen `transformers` vision model; outputs every token of its last (or `layer`) hidden state,
+    [CLS] and registers included, so an adapter may read all of them."""
+
+    def __init__(self, model: nn.Module, image_size: int = 224, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD, layer: Optional[int] = None):
+        super().__init__()
+        self.model = getattr(model, "vision_model", model)  # CLIP / SigLIP: the vision tower only
+        config = self.model.config
+        self.output_dim: int = config.hidden_size
+        self.image_size = image_size
+        self.layer = layer
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    @classmethod
+    def from_config(cls, config: VisionEncoderConfig) -> "VisionEncoder":
+        from transformers import AutoConfig, AutoModel
+
+        if config.hf_config is not None:
+            settings = dict(config.hf_config)
+            model = AutoModel.from_config(AutoConfig.for_model(settings.pop("model_type"), **settings))
+            size = config.image_size or getattr(model.config, "image_size", 224)
+            return cls(model, size, layer=config.layer)
+        if not config.source:
+            raise ValueError("a vision encoder needs a source (or hf_config for random weights)")
+        from xasr.hub import vision_model_dir
+
+        directory = vision_model_dir(config.source)
+        model = AutoModel.from_pretrained(directory, dtype=torch.float32)
+        size, mean, std = _preprocessing(directory)
+        return cls(model, config.image_size or size, mean, std, layer=config.layer)
+
+    def train(self, mode: bool = True) -> "VisionEncoder":
+        return super().train(False)  # frozen: always in eval mode
+
+    def preprocess(self, images: Sequence[Image]) -> Tensor:
+        """[B, 3, S, S] normalised pixels: shorter side resized to S (bicubic), centre crop."""
+        return torch.stack([self._pixels(image) for image in images])
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        with torch.no_grad():
+            outputs = self.model(pixel_values=pixels.to(self.mean.device), output_hidden_states=self.layer is not None)
+        return outputs.last_hidden_state if self.layer is None else outputs.hidden_states[self.layer]
+
+    def _pixels(self, image: Image) -> Tensor:
+        array = load_image(image)
+        x = torch.from_numpy(array).permute(2, 0, 1).float()[None] / 255.0
+        height, width = x.shape[-2:]
+        scale = self.image_size / min(height, width)
+        size = (max(self.image_size, round(height * scale)), max(self.image_size, round(width * scale)))
+        x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)[0]
+        top, left = (size[0] - self.image_size) // 2, (size[1] - self.image_size) // 2
+        x = x[:, top: top + self.image_size, left: left + self.image_size]
+        return (x - self.mean.cpu()) / self.std.cpu()
+
+
+def load_image(image: Image) -> np.ndarray:
+    """HxWx3 uint8 RGB from a path, a PIL image or an array (grey or RGBA become RGB; transparency
+    over white, as stamps and icons are drawn)."""
+    if isinstance(image, np.ndarray):
+        array = image
+    else:
+        from PIL import Image as PILImage
+
+        try:
+            picture = PILImage.open(image) if isinstance(image, (str, Path)) else image
+            if picture.mode in ("RGBA", "LA", "P"):
+                picture = picture.convert("RGBA")
+                background = PILImage.new("RGBA", picture.size, (255, 255, 255, 255))
+                picture = PILImage.alpha_composite(background, picture)
+            array = np.asarray(picture.convert("RGB"))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{image}: not a readable image ({e})") from None
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"expected an HxWx3 image, got shape {array.shape}")
+    return np.ascontiguousarray(array[..., :3]).astype(np.uint8)
+
+
+def _preprocessing(directory: Path) -> tuple[int, tuple, tuple]:
+    """(crop size, mean, std) from a Hugging Face dir's preprocessor_config.json (ImageNet's if absent)."""
+    path = Path(directory) / "preprocessor_config.json"
+    settings = json.loads(path.read_text()) if path.is_file() else {}
+    size = settings.get("crop_size") or settings.get("size") or 224
+    if isinstance(size, dict):
+        size = size.get("height") or size.get("shortest_edge") or 224
+    return int(size), tuple(settings.get("image_mean", IMAGENET_MEAN)), tuple(settings.get("image_std", IMAGENET_STD))
