@@ -16,7 +16,7 @@ from typing import Optional
 from torch import Tensor, nn
 
 from xasr.adapters.cif import CIF, CIFConfig, CIFOutput
-from xasr.adapters.layers import TransformerBlock, sinusoids
+from xasr.nn import TransformerBlock, sinusoids
 from xasr.encoders.base import lengths_to_mask
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from xasr.adapters.cformer import AdapterOutput
-from xasr.adapters.layers import TransformerBlock
+from xasr.nn import TransformerBlock
 
 
 @dataclass

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xasr.encoders.base import SpeechEncoder, lengths_to_mask
+from xasr.nn import Attention
 
 WINDOW_LENGTH = 400  # 25 ms
 HOP_LENGTH = 160  # 10 ms
@@ -72,39 +73,21 @@ class Conv2dSubsampling(nn.Module):
         return self.out(x.permute(0, 2, 1, 3).reshape(batch, frames, channels * mels)), lengths
 
 
-def apply_rotary(x: Tensor) -> Tensor:
-    """Rotary position embedding on [B, H, T, head_dim] (half-split layout)."""
-    half = x.shape[-1] // 2
-    frequencies = 10000.0 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    angles = torch.arange(x.shape[2], device=x.device, dtype=torch.float32)[:, None] * frequencies
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
-
-
 class FeedForward(nn.Sequential):
     def __init__(self, d_model: int, mult: int, dropout: float):
         super().__init__(nn.LayerNorm(d_model), nn.Linear(d_model, mult * d_model), nn.SiLU(), nn.Dropout(dropout),
                          nn.Linear(mult * d_model, d_model), nn.Dropout(dropout))
 
 
-class SelfAttention(nn.Module):
+class SelfAttention(Attention):
+    """The conformer's attention: pre-norm, rotary positions, dropout on the output."""
+
     def __init__(self, d_model: int, n_heads: int, dropout: float):
-        super().__init__()
-        self.n_heads = n_heads
-        self.dropout = dropout
+        super().__init__(d_model, n_heads, dropout, rotary=True)
         self.norm = nn.LayerNorm(d_model)
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out = nn.Linear(d_model, d_model)
 
     def forward(self, x: Tensor, key_mask: Tensor) -> Tensor:
-        batch, frames, d_model = x.shape
-        q, k, v = self.qkv(self.norm(x)).view(batch, frames, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(
-            apply_rotary(q), apply_rotary(k), v, attn_mask=key_mask[:, None, None, :],
-            dropout_p=self.dropout if self.training else 0.0)
-        return F.dropout(self.out(attended.transpose(1, 2).reshape(batch, frames, d_model)),
-                         self.dropout, self.training)
+        return F.dropout(super().forward(self.norm(x), key_mask), self.dropout, self.training)
 
 
 class ConvModule(nn.Module):

@@ -1,4 +1,5 @@
-"""Transformer pieces the adapters share: sinusoidal positions, attention (self or cross), pre-norm blocks."""
+"""Transformer pieces the encoders and adapters share: positions (sinusoidal, rotary), attention (self or
+cross), pre-norm blocks."""
 
 from __future__ import annotations
 
@@ -18,14 +19,27 @@ def sinusoids(length: int, dim: int, device=None) -> Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
 
+def apply_rotary(x: Tensor) -> Tensor:
+    """Rotary position embedding on [B, H, T, head_dim] (half-split layout)."""
+    half = x.shape[-1] // 2
+    frequencies = 10000.0 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    angles = torch.arange(x.shape[2], device=x.device, dtype=torch.float32)[:, None] * frequencies
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
 class Attention(nn.Module):
     """Multi-head attention. Self-attention (one fused qkv projection) or, with `context_dim`,
-    cross-attention: queries from `x`, keys and values from `context` ([B, S, context_dim])."""
+    cross-attention: queries from `x`, keys and values from `context` ([B, S, context_dim]).
+    `rotary`: rotary positions on the queries and keys (self-attention)."""
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float, context_dim: Optional[int] = None):
+    def __init__(self, d_model: int, n_heads: int, dropout: float, context_dim: Optional[int] = None,
+                 rotary: bool = False):
         super().__init__()
         self.n_heads = n_heads
         self.dropout = dropout
+        self.rotary = rotary
         self.cross = context_dim is not None
         if self.cross:
             self.q = nn.Linear(d_model, d_model)
@@ -42,6 +56,8 @@ class Attention(nn.Module):
             k, v = self.kv(context).view(batch, context.shape[1], 2, self.n_heads, -1).permute(2, 0, 3, 1, 4)
         else:
             q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        if self.rotary:
+            q, k = apply_rotary(q), apply_rotary(k)
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :],
                                                   dropout_p=self.dropout if self.training else 0.0)
         return self.out(attended.transpose(1, 2).reshape(batch, length, d_model))
