@@ -145,6 +145,27 @@ def prepare_aishell_command(
     _save(splits, output_dir, "aishell")
 
 
+@prepare_app.command("tuxpaint")
+def prepare_tuxpaint_command(
+    output_dir: Path = typer.Argument(..., help="Where to write the manifests and tuxpaint_captions.tsv."),
+    stamps_dir: Path = typer.Option(Path("/usr/share/tuxpaint/stamps"), help="Tux Paint's stamps folder."),
+) -> None:
+    """Tux Paint stamps: the real spoken English captions with their pictures (split "test") and
+    every caption as a sentences file for `xasr prepare tts` (ids are stamp ids)."""
+    from xasr.data.tuxpaint import APT_PACKAGE, prepare_tuxpaint, read_stamps, write_captions
+
+    try:
+        stamps = read_stamps(stamps_dir)
+        splits = prepare_tuxpaint(stamps_dir)
+    except FileNotFoundError as e:
+        _fail(f"{e}" if APT_PACKAGE in str(e) else f"{e} (sudo apt-get install {APT_PACKAGE})")
+    except ValueError as e:
+        _fail(str(e))
+    write_captions(stamps, output_dir / "tuxpaint_captions.tsv")
+    typer.echo(f"{output_dir / 'tuxpaint_captions.tsv'}: {len(stamps)} captions of stamps with a picture")
+    _save(splits, output_dir, "tuxpaint")
+
+
 @prepare_app.command("tts")
 def prepare_tts_command(
     text_file: Path = typer.Argument(..., help="Sentences: id<TAB>text tsv, or one sentence a line."),
