@@ -167,3 +167,74 @@ def test_a_saved_model_continues_under_new_training_settings(tmp_path):
     other_adapter = dataclasses.replace(model.config, cformer=dataclasses.replace(model.config.cformer, d_model=16))
     with pytest.raises(ValueError, match="saved with cformer"):
         XASRModel.load(path, encoder=model.encoder, llm=model.llm, config=other_adapter)
+
+
+# ---- images (stage 3) ----------------------------------------------------------------------------
+
+def tiny_image_model(seed: int = 0) -> XASRModel:
+    from xasr.adapters import QFormerConfig
+    from xasr.encoders.vision import VisionEncoderConfig
+
+    torch.manual_seed(seed)
+    config = dataclasses.replace(
+        tiny_config(dropout=0.0), llm=LLMConfig(source="tiny", system_prompt="Be exact.",
+                                                instruction="Look: <image> Transcribe: <speech>"),
+        vision=VisionEncoderConfig(hf_config={"model_type": "dinov2", "hidden_size": 16, "num_hidden_layers": 1,
+                                              "num_attention_heads": 2, "intermediate_size": 32, "image_size": 28,
+                                              "patch_size": 14}),
+        qformer=QFormerConfig(d_model=16, num_queries=3, n_layers=1, n_heads=2, dropout=0.0, max_frames=2))
+    tokenizer = tiny_tokenizer()
+    llm = LLM(tiny_llama(tokenizer, seed=seed), tokenizer, config.llm)
+    return XASRModel(config, build_encoder(config.encoder), llm)
+
+
+def with_images(batch: Batch, has_image=(True, True)) -> Batch:
+    torch.manual_seed(2)
+    batch.images = torch.randn(len(batch.ids), 1, 3, 28, 28)
+    batch.image_frames = torch.tensor(has_image)[:, None]
+    return batch
+
+
+def test_stage3_trains_the_image_adapter_only():
+    from xasr.train import trainable_parameters
+
+    model = tiny_image_model().train()
+    params = trainable_parameters(model, 3)
+    assert {id(p) for p in params} == {id(p) for p in model.vision_adapter.parameters()}
+    losses = model(with_images(tiny_batch()), stage=3)
+    losses["loss"].backward()
+    assert all(p.grad is not None for p in model.vision_adapter.parameters())
+    assert all(p.grad is None for p in model.adapter.parameters())
+    assert all(p.grad is None for p in model.vision_encoder.parameters())
+    both = trainable_parameters(model, 3, train_speech_adapter=True)
+    assert len(both) == len(params) + len(list(model.adapter.parameters()))
+    with pytest.raises(ValueError, match="no image or video adapter"):
+        trainable_parameters(tiny_model(), 3)
+
+
+def test_an_item_without_an_image_is_speech_only():
+    model = tiny_image_model().eval()
+    with torch.no_grad():
+        speech_only = model(tiny_batch(), stage=3)["llm"]
+        no_pictures = model(with_images(tiny_batch(), (False, False)), stage=3)["llm"]
+        pictures = model(with_images(tiny_batch()), stage=3)["llm"]
+    assert torch.allclose(speech_only, no_pictures)  # the image slot is empty, not a blank picture
+    assert not torch.allclose(speech_only, pictures)
+    embeddings = model.image_embeddings(with_images(tiny_batch(), (True, False)))
+    assert [tuple(e.shape) for e in embeddings] == [(3, model.llm.hidden_size), (0, model.llm.hidden_size)]
+
+
+def test_image_model_round_trips_and_a_speech_model_gains_a_fresh_image_adapter(tmp_path):
+    model = tiny_image_model()
+    model.save_pretrained(tmp_path / "m")
+    loaded = XASRModel.load(tmp_path / "m", encoder=model.encoder, llm=model.llm, vision_encoder=model.vision_encoder)
+    batch = with_images(tiny_batch())
+    with torch.no_grad():
+        assert torch.allclose(model.image_embeddings(batch)[0], loaded.image_embeddings(batch)[0])
+        assert model.generate(batch)[0]["token_ids"] == loaded.generate(batch)[0]["token_ids"]
+    speech = tiny_model(dropout=0.0)
+    speech.save_pretrained(tmp_path / "speech")
+    grown = XASRModel.load(tmp_path / "speech", encoder=speech.encoder, llm=speech.llm, config=model.config)
+    assert grown.vision_adapter is not None
+    assert all(torch.equal(a, b) for a, b in zip(grown.adapter.state_dict().values(),
+                                                 speech.adapter.state_dict().values()))

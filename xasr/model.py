@@ -1,4 +1,5 @@
-"""The composed X-LLM speech model: frozen encoder -> X2L adapter (C-Former or projector) -> frozen LLM."""
+"""The composed X-LLM speech model: frozen encoder -> X2L adapter (C-Former or projector) -> frozen LLM;
+optionally a frozen vision encoder -> Q-Former whose embeddings stand for `<image>` in the prompt."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xasr.adapters import CFormer, CFormerConfig, FrameStackProjector, ProjectorConfig
+from xasr.adapters import CFormer, CFormerConfig, FrameStackProjector, ProjectorConfig, QFormer, QFormerConfig
 from xasr.augment import MaskingConfig, mask_frames
 from xasr.data.batch import Batch
 from xasr.encoders import EncoderConfig, build_encoder
+from xasr.encoders.vision import VisionEncoder, VisionEncoderConfig
 from xasr.llm import LLM, LLMConfig, draft_generate, greedy_generate, loop_start, trim_loop, with_lora
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,12 @@ class XASRConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)  # on encoder outputs, in training only
     generation: GenerationOptions = field(default_factory=GenerationOptions)  # the model's decoding defaults
+    vision: Optional[VisionEncoderConfig] = None  # images / clips (stage 3): the frozen vision encoder
+    qformer: QFormerConfig = field(default_factory=QFormerConfig)  # ... and its adapter
+
+    def __post_init__(self):
+        if isinstance(self.vision, dict):
+            self.vision = VisionEncoderConfig(**self.vision)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -118,8 +126,11 @@ def _from_dict(cls, data: dict):
     return cls(**values)
 
 
+IMAGE = "<image>"  # the prompt placeholder the vision adapter's embeddings fill
+
+
 class XASRModel(nn.Module):
-    def __init__(self, config: XASRConfig, encoder: nn.Module, llm: LLM):
+    def __init__(self, config: XASRConfig, encoder: nn.Module, llm: LLM, vision_encoder: Optional[nn.Module] = None):
         super().__init__()
         self.config = config
         self.encoder = encoder
@@ -139,6 +150,12 @@ class XASRModel(nn.Module):
             self.adapter = FrameStackProjector(adapter_config)
         else:
             raise ValueError(f"unknown adapter '{config.adapter}': use 'cformer' or 'projector'")
+        self.vision_encoder = self.vision_adapter = None
+        if config.vision is not None:
+            self.vision_encoder = vision_encoder or VisionEncoder.from_config(config.vision)
+            self.vision_adapter = QFormer(dataclasses.replace(
+                config.qformer, input_dim=self.vision_encoder.output_dim, llm_hidden_size=llm.hidden_size,
+                llm_embedding_scale=llm.embedding_scale))
         self.generation_stats: dict = {}  # LLM forward passes and tokens the LLM wrote, for benchmarks
         vocab_size = llm.output_embeddings.weight.shape[0]
         # CTC over LLM tokens from the encoder frames; the extra last class is the blank
@@ -152,7 +169,31 @@ class XASRModel(nn.Module):
         super().train(mode)
         self.encoder.train(mode and not self.config.encoder.frozen)  # frozen: no dropout, fixed statistics
         self.llm.train(mode)
+        if self.vision_encoder is not None:
+            self.vision_encoder.train(False)
         return self
+
+    def image_embeddings(self, batch: Batch) -> list[torch.Tensor]:
+        """Per item, the Q-Former's K embeddings of its image or clip, or none ([0, hidden]) for an item
+        without one (a speech-only batch, a missing picture): such items are decoded from speech alone."""
+        hidden = self.llm.hidden_size
+        if batch.images is None or self.vision_adapter is None:
+            return [torch.zeros(0, hidden) for _ in batch.ids]
+        pixels, frames = batch.images, batch.image_frames  # [B, T, 3, S, S], [B, T]
+        if frames is None:
+            frames = torch.ones(pixels.shape[:2], dtype=torch.bool, device=pixels.device)
+        features = self.vision_encoder(pixels.flatten(0, 1))  # [B * T, N, D]
+        out = self.vision_adapter(features.view(*pixels.shape[:2], *features.shape[1:]), frames)
+        return [e[:n] for e, n in zip(out.embeddings, out.lengths.tolist())]
+
+    def _modalities(self, speech: list[torch.Tensor], batch: Batch, rows: Optional[list[int]] = None,
+                    template=None) -> dict[str, list[torch.Tensor]]:
+        """What the prompt's placeholders stand for, for the items `rows` (default: all)."""
+        modalities = {"<speech>": speech}
+        if IMAGE in (template or self.llm.template).segments:
+            images = self.image_embeddings(batch)
+            modalities[IMAGE] = [images[b] for b in (rows if rows is not None else range(len(images)))]
+        return modalities
 
     # ---- encoding ---------------------------------------------------------------------------
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,7 +226,7 @@ class XASRModel(nn.Module):
             losses["token"] = weights.token * token_loss
         else:
             speech = [e[:n] for e, n in zip(out.embeddings, out.lengths.tolist())]
-            losses["llm"] = weights.llm * self.llm.transcript_loss({"<speech>": speech}, targets)
+            losses["llm"] = weights.llm * self.llm.transcript_loss(self._modalities(speech, batch), targets)
             if weights.align_token > 0 and out.cif is not None:  # keep the stage-1 token head alive
                 token_loss, accuracy = self._token_loss(out.embeddings, out.lengths, targets)
                 losses["token"] = weights.align_token * token_loss
@@ -271,7 +312,7 @@ class XASRModel(nn.Module):
         if not speaking:
             return results
         template = self.llm.template_with_context(context)
-        speech = {"<speech>": [out.embeddings[b, : lengths[b]] for b in speaking]}
+        speech = self._modalities([out.embeddings[b, : lengths[b]] for b in speaking], batch, speaking, template)
         drafts = {}  # (token ids, probabilities) of each item's CIF draft, for the draft search and the guard
         if out.cif is not None and (options.search == "draft" or options.min_draft_agreement > 0):
             drafts = {b: self._draft(out.embeddings[b, : lengths[b]], options.collapse_repeats) for b in speaking}
@@ -351,6 +392,8 @@ class XASRModel(nn.Module):
             state.update({f"encoder.{k}": v for k, v in self.encoder.state_dict().items()})
         if self.ctc_head is not None:
             state.update({f"ctc_head.{k}": v for k, v in self.ctc_head.state_dict().items()})
+        if self.vision_adapter is not None:
+            state.update({f"vision_adapter.{k}": v for k, v in self.vision_adapter.state_dict().items()})
         return state
 
     def frozen_checksums(self) -> dict[str, str]:
@@ -359,6 +402,8 @@ class XASRModel(nn.Module):
         checksums = {"llm": self.llm.source_checksum}
         if self.config.encoder.frozen:
             checksums["encoder"] = weights_checksum(self.encoder)
+        if self.vision_encoder is not None:
+            checksums["vision"] = weights_checksum(self.vision_encoder.model)
         return checksums
 
     def save_pretrained(self, directory: Path | str) -> Path:
@@ -386,7 +431,7 @@ class XASRModel(nn.Module):
     @classmethod
     def load(cls, directory: Path | str, encoder: Optional[nn.Module] = None, llm: Optional[LLM] = None,
              check_frozen: bool = True, config: Optional[XASRConfig] = None,
-             llm_dtype: Optional[str] = None) -> "XASRModel":
+             llm_dtype: Optional[str] = None, vision_encoder: Optional[nn.Module] = None) -> "XASRModel":
         """Load a model directory; the frozen parts come from their sources (or are passed in).
 
         `config` continues training a saved model under new training settings (loss weights,
@@ -410,7 +455,8 @@ class XASRModel(nn.Module):
         if config is None:
             config = saved_config
         else:
-            for name in ("encoder", "llm.source", "adapter", "cformer", "projector"):
+            kept = ("encoder", "llm.source", "adapter", "cformer", "projector")
+            for name in kept + (("vision", "qformer") if saved_config.vision is not None else ()):
                 ours, theirs = (_get(config, name), _get(saved_config, name))
                 if ours != theirs:
                     raise ValueError(f"{directory} was saved with {name} = {theirs}, not {ours}: "
@@ -422,7 +468,7 @@ class XASRModel(nn.Module):
             raise ValueError("pass the LLM without LoRA; the model directory's adapters are loaded onto it")
         encoder = encoder if encoder is not None else build_encoder(config.encoder)
         base_config = dataclasses.replace(config, llm=dataclasses.replace(config.llm, lora_rank=0))
-        model = cls(base_config, encoder, llm)
+        model = cls(base_config, encoder, llm, vision_encoder)
         if lora_rank > 0:
             from peft import PeftModel
 
@@ -434,12 +480,13 @@ class XASRModel(nn.Module):
             model.config = config
         if check_frozen:
             expected, found = saved["frozen_checksums"], model.frozen_checksums()
+            sources = {"encoder": config.encoder.source, "llm": config.llm.source,
+                       "vision": config.vision.source if config.vision is not None else None}
             for part in expected:
                 if expected[part] != found.get(part):
                     raise ValueError(
                         f"{directory}: the frozen {part} weights differ from those the model was trained with "
-                        f"({config.encoder.source if part == 'encoder' else config.llm.source}); "
-                        "load it with the same frozen weights")
+                        f"({sources.get(part)}); load it with the same frozen weights")
         weights = directory / WEIGHTS_FILE
         try:
             state = load_file(str(weights))
@@ -448,6 +495,8 @@ class XASRModel(nn.Module):
             raise ValueError(f"{weights}: cannot be read ({reason})") from None
         parts = [("adapter", model.adapter)] + ([("encoder", model.encoder)] if not config.encoder.frozen else [])
         parts += [("ctc_head", model.ctc_head)] if model.ctc_head is not None else []
+        if model.vision_adapter is not None and saved_config.vision is not None:  # else new: starts here
+            parts.append(("vision_adapter", model.vision_adapter))
         for prefix, module in parts:
             try:
                 module.load_state_dict({k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")})

@@ -70,16 +70,24 @@ class TrainConfig:
     checkpoint_every: int = 100  # optimiser steps; also at every epoch end
     bf16: bool = True  # bfloat16 autocast on GPU
     bf16_cpu: bool = False  # bfloat16 autocast on a CPU that runs it natively (AVX512-BF16 / AMX)
+    train_speech_adapter: bool = False  # stage 3: train the C-Former beside the image adapter
 
 
-def trainable_parameters(model: XASRModel, stage: int) -> list[torch.nn.Parameter]:
-    """The parameter set each stage trains; everything else is frozen for that stage."""
+def trainable_parameters(model: XASRModel, stage: int, train_speech_adapter: bool = False) -> list[torch.nn.Parameter]:
+    """The parameter set each stage trains; everything else is frozen for that stage. Stage 3 trains
+    the image adapter, and the speech adapter too with `train_speech_adapter`."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage}: stages are 1 (convert), 2 (align), 3 (integrate)")
     if stage == 3:
-        raise ValueError("stage 3 integrates image/video inputs, but this model has no image or video "
-                         "adapter; speech-only recipes stop after stage 2")
+        if model.vision_adapter is None:
+            raise ValueError("stage 3 integrates image/video inputs, but this model has no image or video "
+                             "adapter (model.vision); speech-only recipes stop after stage 2")
+        if "<image>" not in model.llm.template.segments:
+            raise ValueError("stage 3 trains the image adapter, but the prompt has no <image>: put it before "
+                             "<speech> in llm.instruction")
     modules = [model.adapter] + ([model.ctc_head] if model.ctc_head is not None else [])
+    if stage == 3:  # X-LLM stage 3: the image adapter learns; the speech adapter only if asked
+        modules = [model.vision_adapter] + (modules if train_speech_adapter else [])
     if not model.config.encoder.frozen:  # an encoder trained from scratch (Conformer) trains in every stage
         modules.append(model.encoder)
     params = [p for m in modules for p in m.parameters()]
@@ -186,7 +194,7 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
         exp_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)
     model.to(context.device)
-    params = trainable_parameters(model, config.stage)
+    params = trainable_parameters(model, config.stage, config.train_speech_adapter)
     log.info("stage %d (%s): %.2fM trainable parameters on %s x%d", config.stage, STAGES[config.stage],
              sum(p.numel() for p in params) / 1e6, context.device, context.world_size)
 

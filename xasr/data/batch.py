@@ -19,6 +19,8 @@ class Batch:
     features: Optional[torch.Tensor] = None  # [B, F, D] frozen-encoder output, when cached
     feature_lengths: Optional[torch.Tensor] = None
     texts: Optional[list[str]] = None
+    images: Optional[torch.Tensor] = None  # [B, T, 3, S, S] pixels of each item's image (T = 1) or clip
+    image_frames: Optional[torch.Tensor] = None  # [B, T] bool: real frames; an all-False row has no image
 
     def to(self, device: torch.device) -> "Batch":
         moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in vars(self).items()}

