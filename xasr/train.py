@@ -100,6 +100,11 @@ def trainable_parameters(model: XASRModel, stage: int, train_speech_adapter: boo
     return params
 
 
+def _image_pixels(model: XASRModel):
+    """How the dataset turns a picture path into pixels, for a model with a vision encoder."""
+    return model.vision_encoder.preprocess_one if model.vision_encoder is not None else None
+
+
 def training_autocast(config: TrainConfig, device: torch.device) -> torch.autocast:
     """bfloat16 autocast where the config asks for it and the device runs bfloat16 natively."""
     from xasr.llm import cpu_has_native_bf16
@@ -206,7 +211,8 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
         num_buckets=max(2, min(config.num_buckets, len(train_cuts) // 2)),
         seed=config.seed, rank=context.rank, world_size=context.world_size, drop_last=config.drop_last,
         sync_buckets=config.sync_buckets)
-    loader = torch.utils.data.DataLoader(SpeechTextDataset(), sampler=sampler, batch_size=None, num_workers=0)
+    dataset = SpeechTextDataset(image_pixels=_image_pixels(model))
+    loader = torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=0)
     total_steps = config.max_steps or _estimate_total_steps(train_cuts, config, context.world_size)
     optimizer = make_optimizer(params, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -302,6 +308,9 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
                 _log_record(exp_dir, writer, record, True)
                 model.train()
         save_checkpoint()
+    if dataset.image_failures:
+        log.warning("%d picture(s) could not be read; their utterances trained without a picture (first: %s)",
+                    len(dataset.image_failures), next(iter(dataset.image_failures.values())))
     if context.is_main:
         model.save_pretrained(exp_dir / "model")
         plot_training_curves(exp_dir / LOG_FILE, exp_dir / "training_curves.png")
@@ -320,7 +329,7 @@ def evaluate_loss(model: XASRModel, cuts: CutSet, config: TrainConfig) -> dict[s
     model.eval()
     device = next(model.adapter.parameters()).device
     sampler = SimpleCutSampler(cuts, max_duration=config.max_duration)
-    dataset = SpeechTextDataset()
+    dataset = SpeechTextDataset(image_pixels=_image_pixels(model))
     totals: dict[str, float] = {}
     count = 0
     for cut_batch in sampler:

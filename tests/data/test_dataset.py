@@ -56,3 +56,31 @@ def test_mixed_augmented_cuts_are_cached_as_plain_cuts_with_their_text(tmp_path)
     batch = SpeechTextDataset()[cached]
     assert batch.features is not None and sorted(batch.texts) == sorted(c.supervisions[0].text for c in cuts)
     assert sorted(batch.ids) == sorted(c.id for c in augmented)
+
+
+def test_cuts_bring_their_pictures_and_a_bad_one_leaves_the_item_speech_only(tmp_path, caplog):
+    from lhotse import CutSet
+    from PIL import Image
+
+    from tests.test_train import tiny_cuts
+    from xasr.data.dataset import SpeechTextDataset
+
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "red.png")
+    (tmp_path / "bad.png").write_text("no picture")
+    cuts = list(tiny_cuts(tmp_path, n=3))
+    for cut, picture in zip(cuts, ["red.png", "bad.png", None]):
+        if picture:
+            cut.supervisions[0].custom = {**(cut.supervisions[0].custom or {}), "image": str(tmp_path / picture)}
+
+    def pixels(path):
+        from xasr.encoders.vision import load_image
+
+        return torch.from_numpy(load_image(path)).permute(2, 0, 1).float()
+
+    dataset = SpeechTextDataset(image_pixels=pixels)
+    batch = dataset[CutSet.from_cuts(cuts)]
+    has_picture = dict(zip(batch.ids, batch.image_frames[:, 0].tolist()))
+    assert has_picture == {cuts[0].id: True, cuts[1].id: False, cuts[2].id: False}
+    assert batch.images.shape == (3, 1, 3, 8, 8)
+    assert list(dataset.image_failures) == [str(tmp_path / "bad.png")] and "bad.png" in caplog.text
+    assert SpeechTextDataset()[CutSet.from_cuts(cuts)].images is None

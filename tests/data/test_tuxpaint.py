@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from xasr.cli import app
 from xasr.data.tts import read_sentences
-from xasr.data.tuxpaint import attach_images, image_of, prepare_tuxpaint, read_stamps
+from xasr.data.dataset import image_of
+from xasr.data.tuxpaint import attach_images, prepare_tuxpaint, read_stamps
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from xasr.data.batch import Batch, pad_stack
 log = logging.getLogger(__name__)
 
 FEATURE_FIELD = "encoder_features"  # custom field of a cut holding its cached encoder output
+IMAGE_FIELD = "image"  # supervision custom field: the path of the picture an utterance is paired with
 
 
 def cut_text(cut) -> str:
@@ -30,11 +31,25 @@ def cut_waveform(cut) -> np.ndarray:
     return audio.mean(axis=0).astype(np.float32)
 
 
+def image_of(cut) -> Optional[str]:
+    """The picture a cut is paired with (its first supervision's `custom["image"]`), if any."""
+    for supervision in cut.supervisions[:1]:
+        return (supervision.custom or {}).get(IMAGE_FIELD)
+    return None
+
+
 class SpeechTextDataset(torch.utils.data.Dataset):
     """lhotse-style dataset: indexed by a CutSet (a sampler's batch), returns a `Batch`.
 
-    Uses the cached encoder features when the cuts carry them, the audio otherwise.
+    Uses the cached encoder features when the cuts carry them, the audio otherwise. With
+    `image_pixels` (path -> [3, S, S], e.g. `VisionEncoder.preprocess_one`) each cut's picture is
+    loaded too; a cut without one, or whose picture cannot be read (named once in the log, counted
+    in `image_failures`), is a speech-only item of the batch.
     """
+
+    def __init__(self, image_pixels: Optional[Callable[[str], torch.Tensor]] = None):
+        self.image_pixels = image_pixels
+        self.image_failures: dict[str, str] = {}
 
     def __getitem__(self, cuts: CutSet) -> Batch:
         cuts = cuts.sort_by_duration(ascending=False)
@@ -42,9 +57,32 @@ class SpeechTextDataset(torch.utils.data.Dataset):
         ids = [cut.id for cut in cuts]
         if all(cut.has_custom(FEATURE_FIELD) for cut in cuts):
             features, lengths = pad_stack([cut.load_custom(FEATURE_FIELD) for cut in cuts])
-            return Batch(ids=ids, features=features, feature_lengths=lengths, texts=texts)
-        waveforms, lengths = pad_stack([cut_waveform(cut) for cut in cuts])
-        return Batch(ids=ids, waveforms=waveforms, waveform_lengths=lengths, texts=texts)
+            batch = Batch(ids=ids, features=features, feature_lengths=lengths, texts=texts)
+        else:
+            waveforms, lengths = pad_stack([cut_waveform(cut) for cut in cuts])
+            batch = Batch(ids=ids, waveforms=waveforms, waveform_lengths=lengths, texts=texts)
+        if self.image_pixels is not None:
+            batch.images, batch.image_frames = self._images(cuts)
+        return batch
+
+    def _images(self, cuts: CutSet) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        pixels: list[Optional[torch.Tensor]] = []
+        for cut in cuts:
+            path = image_of(cut)
+            picture = None
+            if path and path not in self.image_failures:
+                try:
+                    picture = self.image_pixels(path)
+                except (OSError, ValueError) as e:
+                    self.image_failures[path] = str(e)
+                    log.warning("%s; its utterances are used without a picture", e)
+            pixels.append(picture)
+        present = [p for p in pixels if p is not None]
+        if not present:
+            return None, None
+        blank = torch.zeros_like(present[0])
+        images = torch.stack([p if p is not None else blank for p in pixels])[:, None]  # [B, 1, 3, S, S]
+        return images, torch.tensor([p is not None for p in pixels])[:, None]
 
 
 @torch.no_grad()

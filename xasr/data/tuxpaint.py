@@ -3,7 +3,7 @@ with the caption spoken by a person (`NAME_desc.ogg`): data for image-conditione
 
 A stamp is `NAME.txt` (first line: the English caption; further lines `lang.utf8=...`) beside
 `NAME.png` (or `NAME.svg`, not read here) and perhaps `NAME_desc.ogg`. Supervisions carry the
-stamp's picture as `custom["image"]` (an absolute path), which `image_of` reads back from a cut.
+stamp's picture as `custom["image"]` (an absolute path; `xasr.data.dataset.image_of` reads it back).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Dict, Optional, Sequence
 from lhotse import CutSet
 
 from xasr.audio import AudioError
+from xasr.data.dataset import IMAGE_FIELD
 from xasr.data.manifests import CorpusSplit, probe_recording, split_from_utterances
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def prepare_tuxpaint(stamps_dir: Path | str = STAMPS_DIR) -> Dict[str, CorpusSpl
         raise ValueError(f"{stamps_dir}: no stamp has a readable spoken English caption (NAME_desc.ogg)")
     split = split_from_utterances(utterances, skipped)
     for supervision in split.supervisions:
-        supervision.custom = {**(supervision.custom or {}), "image": images[supervision.recording_id]}
+        supervision.custom = {**(supervision.custom or {}), IMAGE_FIELD: images[supervision.recording_id]}
     return {"test": split}
 
 
@@ -91,14 +92,7 @@ def attach_images(cuts: CutSet, stamps: Sequence[Stamp]) -> CutSet:
         sentence = (supervision.custom or {}).get("sentence_id", supervision.id)
         if sentence not in images:
             raise ValueError(f"cut {cut.id}: sentence {sentence!r} is not a stamp id")
-        supervision.custom = {**(supervision.custom or {}), "image": images[sentence]}
+        supervision.custom = {**(supervision.custom or {}), IMAGE_FIELD: images[sentence]}
         return cut
 
     return CutSet.from_cuts(with_image(cut) for cut in cuts)
-
-
-def image_of(cut) -> Optional[str]:
-    """The picture a cut is paired with (its first supervision's `custom["image"]`), if any."""
-    for supervision in cut.supervisions[:1]:
-        return (supervision.custom or {}).get("image")
-    return None

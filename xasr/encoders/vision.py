@@ -70,14 +70,15 @@ class VisionEncoder(nn.Module):
 
     def preprocess(self, images: Sequence[Image]) -> Tensor:
         """[B, 3, S, S] normalised pixels: shorter side resized to S (bicubic), centre crop."""
-        return torch.stack([self._pixels(image) for image in images])
+        return torch.stack([self.preprocess_one(image) for image in images])
 
     def forward(self, pixels: Tensor) -> Tensor:
         with torch.no_grad():
             outputs = self.model(pixel_values=pixels.to(self.mean.device), output_hidden_states=self.layer is not None)
         return outputs.last_hidden_state if self.layer is None else outputs.hidden_states[self.layer]
 
-    def _pixels(self, image: Image) -> Tensor:
+    def preprocess_one(self, image: Image) -> Tensor:
+        """[3, S, S] normalised pixels of one image; ValueError naming it if it cannot be read."""
         array = load_image(image)
         x = torch.from_numpy(array).permute(2, 0, 1).float()[None] / 255.0
         height, width = x.shape[-2:]
