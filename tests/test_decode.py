@@ -1,5 +1,6 @@
 """Decoding: generation loop, budgets, loop guard, timestamps, context, inputs, bad files, the CLI."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -465,3 +466,64 @@ def test_load_model_holds_the_llm_in_the_asked_dtype_straight_from_its_source(mo
         expected = getattr(torch, dtype or "bfloat16")
         # float32 means the source's own weights, not the bf16 ones widened again
         assert all(torch.equal(held[name], tensor.to(expected)) for name, tensor in source.items())
+
+
+@pytest.fixture(scope="module")
+def image_model_dir(tmp_path_factory):
+    """A tiny model with an image adapter; its vision encoder and LLM load from local dirs."""
+    from transformers import Dinov2Config, Dinov2Model
+
+    from tests.test_model import tiny_image_model
+
+    root = tmp_path_factory.mktemp("image_model")
+    model = tiny_image_model()
+    model.llm.base_model.save_pretrained(root / "llm")
+    model.llm.tokenizer.save_pretrained(root / "llm")
+    torch.manual_seed(0)
+    Dinov2Model(Dinov2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                             image_size=28, patch_size=14)).save_pretrained(root / "vision")
+    model.config.encoder = EncoderConfig(kind="conformer", frozen=False,
+                                         conformer={"d_model": 32, "n_layers": 1, "n_heads": 2})
+    model.config.llm.source = str(root / "llm")
+    model.config.vision = dataclasses.replace(model.config.vision, source=str(root / "vision"), hf_config=None)
+    rebuilt = XASRModel.from_config(model.config)
+    rebuilt.save_pretrained(root / "model")
+    return root / "model"
+
+
+def test_cli_decodes_with_a_picture_and_names_a_bad_one(image_model_dir, model_dir, tmp_path):
+    from PIL import Image
+
+    _noise(tmp_path / "a.wav", 0.8)
+    Image.new("RGB", (40, 30), (0, 90, 200)).save(tmp_path / "blue.png")
+    (tmp_path / "bad.png").write_text("not a picture")
+    args = ["decode", str(tmp_path / "a.wav"), "--model", str(image_model_dir), "--vad", "never", "--no-progress"]
+    result = CliRunner().invoke(app, [*args, "--image", str(tmp_path / "blue.png"), "--output-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, args + ["--image", str(tmp_path / "bad.png"), "--output-dir", str(tmp_path / "2")])
+    assert result.exit_code == 0, result.output  # decoded from speech alone
+    assert json.loads((tmp_path / "2" / "transcripts.jsonl").read_text())["id"] == "a"
+    result = CliRunner().invoke(app, args + ["--image", str(tmp_path / "none.png")])
+    assert result.exit_code == 2 and "no such file" in result.output
+    result = CliRunner().invoke(app, ["decode", str(tmp_path / "a.wav"), "--model", str(model_dir),
+                                      "--image", str(tmp_path / "blue.png"), "--output-dir", str(tmp_path / "o3")])
+    assert result.exit_code == 2 and "no image adapter" in result.output
+
+
+def test_a_picture_reaches_the_llm(image_model_dir, tmp_path):
+    import xasr
+    from xasr.decode import DecodeOptions, _pictures
+
+    model = xasr.load_model(image_model_dir)
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (0, 90, 200)).save(tmp_path / "blue.png")
+    images, frames = _pictures(model, [str(tmp_path / "blue.png"), None], {})
+    assert images.shape == (2, 1, 3, 28, 28) and frames[:, 0].tolist() == [True, False]
+    seen = []
+    original = model.llm.build_inputs
+    model.llm.build_inputs = lambda modalities, *a, **k: seen.append(modalities) or original(modalities, *a, **k)
+    samples = 0.1 * np.random.default_rng(0).standard_normal(12000).astype(np.float32)
+    model.transcribe([samples], vad="never", image=str(tmp_path / "blue.png"), search="greedy")
+    assert DecodeOptions(image="x").image == "x"
+    assert seen and seen[0]["<image>"][0].shape[0] == 3  # the Q-Former's 3 queries fill <image>

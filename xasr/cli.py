@@ -368,6 +368,8 @@ def decode_command(
     max_segment_seconds: float = typer.Option(30.0, help="Longest segment decoded in one piece."),
     context: Optional[str] = typer.Option(None, help="Text given to the LLM with the speech (topic, names)."),
     hotwords: List[str] = typer.Option([], help="Words the speech may contain (repeatable or comma-separated)."),
+    image: Optional[Path] = typer.Option(None, help="A picture shown with every input (models with an image "
+                                                    "adapter); a manifest's own pictures come first."),
     int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantisation of the encoder and LLM (CPU)."),
     llm_dtype: str = typer.Option("model", help="Hold the frozen LLM in float32, bfloat16, auto (bf16 where "
                                                 "native) or model (as trained)."),
@@ -398,6 +400,8 @@ def decode_command(
         _usage(f"--search {search} reads the C-Former's token head: it takes no --beam")
     if llm_dtype not in ("float32", "bfloat16", "auto", "model"):
         _usage(f"--llm-dtype {llm_dtype}: use float32, bfloat16, auto or model")
+    if image is not None and not image.is_file():
+        _usage(f"--image {image}: no such file")
     _check_device(device)
 
     formats = [f.strip() for spec in output_format for f in spec.split(",") if f.strip()]
@@ -441,7 +445,10 @@ def decode_command(
     options = DecodeOptions(
         num_beams=beam, batch_seconds=batch_seconds, vad=vad, max_segment_seconds=max_segment_seconds,
         context=context, hotwords=[w for spec in hotwords for w in spec.split(",") if w.strip()],
-        max_audio_hours=max_audio_hours, plot_cif_dir=plot_cif, search=search)
+        max_audio_hours=max_audio_hours, plot_cif_dir=plot_cif, search=search,
+        image=str(image) if image is not None else None)
+    if asr is not None and image is not None and asr.vision_encoder is None:
+        _usage("--image: this model has no image adapter (it transcribes speech alone); drop --image")
     if asr is not None and search in TOKEN_HEAD_SEARCHES and asr.config.adapter != "cformer":
         _usage(f"--search {search} needs a C-Former model; this one has the {asr.config.adapter} adapter")
     started, audio_seconds, failed, complete = time.time(), 0.0, 0, False

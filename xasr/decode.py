@@ -29,7 +29,7 @@ import torch
 
 from xasr.audio import SAMPLE_RATE, AudioError, load_audio, to_mono_16k
 from xasr.io import read_lines
-from xasr.data.batch import Batch, pad_stack
+from xasr.data.batch import Batch, pad_stack, stack_images
 from xasr.model import GenerationOptions, XASRModel
 from xasr.transcript import Segment, Transcript, Word
 
@@ -54,6 +54,7 @@ class DecodeOptions:
     timestamp_margin: float = 0.1  # in tokens: a word starts/ends this far inside its CIF weight
     plot_cif_dir: Optional[Path] = None  # write a PNG of each segment's CIF firing positions here
     generation: Optional[GenerationOptions] = None  # default: the model's own (config.json `generation`)
+    image: Optional[str] = None  # a picture shown with every input (image models); manifests may name their own
 
     def prompt_context(self) -> Optional[str]:
         """The context text the LLM sees (None when there is none)."""
@@ -333,10 +334,30 @@ class _Piece:
     start: float
     samples: np.ndarray
     name: str = ""  # the input's id (file names of CIF plots)
+    image: Optional[str] = None  # the picture shown with it (image models)
 
     @property
     def seconds(self) -> float:
         return len(self.samples) / SAMPLE_RATE
+
+
+def _image_for(item: AudioInput, options: DecodeOptions) -> Optional[str]:
+    """The picture shown with an input: the one its manifest names, else `options.image`."""
+    from xasr.data.dataset import image_of
+
+    return (image_of(item.cut) if item.cut is not None else None) or options.image
+
+
+def _pictures(model: XASRModel, paths: list[Optional[str]], cache: dict) -> tuple:
+    """(images [B, 1, 3, S, S], frames [B, 1]) for a batch; items without a readable picture are speech-only."""
+    for path in paths:
+        if path and path not in cache:
+            try:
+                cache[path] = model.vision_encoder.preprocess_one(path)
+            except (OSError, ValueError) as e:
+                log.warning("%s; decoding without it", e)
+                cache[path] = None
+    return stack_images([cache.get(path) if path else None for path in paths])
 
 
 def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions) -> list[tuple[Segment, float]]:
@@ -347,6 +368,7 @@ def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions
     if options.search is not None:
         generation = dataclasses.replace(generation, search=options.search)
     order = sorted(range(len(pieces)), key=lambda i: -pieces[i].seconds)
+    pictures: dict[str, Optional[torch.Tensor]] = {}  # pixels per picture path (None: unreadable)
     results: list = [None] * len(pieces)
     position = 0
     while position < len(order):
@@ -356,7 +378,10 @@ def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions
         position += size
         started = time.time()
         waveforms, lengths = pad_stack([pieces[i].samples for i in chosen])
-        batch = Batch(ids=[str(i) for i in chosen], waveforms=waveforms, waveform_lengths=lengths).to(device)
+        batch = Batch(ids=[str(i) for i in chosen], waveforms=waveforms, waveform_lengths=lengths)
+        if model.vision_encoder is not None:
+            batch.images, batch.image_frames = _pictures(model, [pieces[i].image for i in chosen], pictures)
+        batch = batch.to(device)
         outputs = model.generate(batch, num_beams=options.num_beams, context=context,
                                  options=generation)
         wall = time.time() - started
@@ -440,7 +465,7 @@ def transcribe(model: XASRModel, inputs: Sequence[AudioInput], options: Optional
             try:
                 transcript.duration = _duration(item)
                 for start, samples in iter_segments(item, options):
-                    pool.append(_Piece(index, start, samples, item.id))
+                    pool.append(_Piece(index, start, samples, item.id, _image_for(item, options)))
                     if pool_full():
                         flush()
                         yield from finished(index)

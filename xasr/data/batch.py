@@ -34,3 +34,14 @@ def pad_stack(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     for i, a in enumerate(arrays):
         batch[i, : len(a)] = torch.from_numpy(np.asarray(a, dtype=np.float32))
     return batch, lengths
+
+
+def stack_images(pixels: list[Optional[torch.Tensor]]) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """Per-item [3, S, S] pixels (None: no picture) -> (images [B, 1, 3, S, S], image_frames [B, 1]);
+    (None, None) when no item has one."""
+    present = [p for p in pixels if p is not None]
+    if not present:
+        return None, None
+    blank = torch.zeros_like(present[0])
+    images = torch.stack([p if p is not None else blank for p in pixels])[:, None]
+    return images, torch.tensor([p is not None for p in pixels])[:, None]

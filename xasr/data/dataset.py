@@ -13,7 +13,7 @@ from lhotse.features.io import NumpyHdf5Writer
 from tqdm import tqdm
 
 from xasr.audio import SAMPLE_RATE
-from xasr.data.batch import Batch, pad_stack
+from xasr.data.batch import Batch, pad_stack, stack_images
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +77,7 @@ class SpeechTextDataset(torch.utils.data.Dataset):
                     self.image_failures[path] = str(e)
                     log.warning("%s; its utterances are used without a picture", e)
             pixels.append(picture)
-        present = [p for p in pixels if p is not None]
-        if not present:
-            return None, None
-        blank = torch.zeros_like(present[0])
-        images = torch.stack([p if p is not None else blank for p in pixels])[:, None]  # [B, 1, 3, S, S]
-        return images, torch.tensor([p is not None for p in pixels])[:, None]
+        return stack_images(pixels)
 
 
 @torch.no_grad()

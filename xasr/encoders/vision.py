@@ -25,7 +25,7 @@ Image = Union[str, Path, np.ndarray, "PIL.Image.Image"]  # noqa: F821
 @dataclass
 class VisionEncoderConfig:
     source: Optional[str] = None  # xasr.hub name, local Hugging Face dir or hub id
-    image_size: Optional[int] = None  # None: the source's crop size (224 if it names none)
+    image_size: Optional[int] = None  # None: the source's crop size, else the model's image size
     layer: Optional[int] = None  # hidden_states[layer] instead of the last hidden state
     hf_config: Optional[dict] = None  # a transformers config dict with "model_type": random weights (tests)
 
@@ -63,7 +63,8 @@ class VisionEncoder(nn.Module):
         directory = vision_model_dir(config.source)
         model = AutoModel.from_pretrained(directory, dtype=torch.float32)
         size, mean, std = _preprocessing(directory)
-        return cls(model, config.image_size or size, mean, std, layer=config.layer)
+        model_size = getattr(getattr(model, "vision_model", model).config, "image_size", 224)
+        return cls(model, config.image_size or size or model_size, mean, std, layer=config.layer)
 
     def train(self, mode: bool = True) -> "VisionEncoder":
         return super().train(False)  # frozen: always in eval mode
@@ -114,11 +115,13 @@ def load_image(image: Image) -> np.ndarray:
     return np.ascontiguousarray(array[..., :3]).astype(np.uint8)
 
 
-def _preprocessing(directory: Path) -> tuple[int, tuple, tuple]:
-    """(crop size, mean, std) from a Hugging Face dir's preprocessor_config.json (ImageNet's if absent)."""
+def _preprocessing(directory: Path) -> tuple[Optional[int], tuple, tuple]:
+    """(crop size, mean, std) from a Hugging Face dir's preprocessor_config.json (no size and
+    ImageNet's mean and std if it has none)."""
     path = Path(directory) / "preprocessor_config.json"
     settings = json.loads(path.read_text()) if path.is_file() else {}
-    size = settings.get("crop_size") or settings.get("size") or 224
+    size = settings.get("crop_size") or settings.get("size")
     if isinstance(size, dict):
-        size = size.get("height") or size.get("shortest_edge") or 224
-    return int(size), tuple(settings.get("image_mean", IMAGENET_MEAN)), tuple(settings.get("image_std", IMAGENET_STD))
+        size = size.get("height") or size.get("shortest_edge")
+    mean, std = settings.get("image_mean", IMAGENET_MEAN), settings.get("image_std", IMAGENET_STD)
+    return (int(size) if size else None), tuple(mean), tuple(std)
