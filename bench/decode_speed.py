@@ -9,8 +9,10 @@ once untimed on the first 8 inputs (warm-up) and then `--repeats` times; the bes
         [--limit 100] [--repeats 2] [--threads 2]
 
 Ways: `hf` (transformers' generate, greedy), `greedy` (xasr's KV-cache loop), `draft` (the same
-transcripts, the LLM verifying the CIF draft), `cif` (the token head alone), `greedy-int8`; a `-b1`
-suffix decodes one input at a time (batch 1) instead of duration-sorted batches.
+transcripts, the LLM verifying the CIF draft), `cif` (the token head alone), `greedy-int8`; a `-fp32`
+suffix holds the frozen LLM in float32 instead of the model's own dtype (default-en: bf16 where the
+CPU has native bf16), a `-b1` suffix decodes one input at a time (batch 1) instead of duration-sorted
+batches.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-WAYS = ("hf", "greedy", "draft", "cif", "greedy-int8", "greedy-b1", "draft-b1", "cif-b1")
+WAYS = ("hf", "greedy", "draft", "cif", "greedy-int8", "greedy-b1", "draft-b1", "cif-b1", "cif-fp32", "greedy-fp32")
 
 
 def run_way(args: argparse.Namespace) -> None:
@@ -36,9 +38,9 @@ def run_way(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     way = args.worker
     base = way.removesuffix("-b1")
-    int8 = base.endswith("-int8")
-    search = base.removesuffix("-int8")
-    model = load_model(args.model or None, int8=int8)
+    int8, fp32 = base.endswith("-int8"), base.endswith("-fp32")
+    search = base.removesuffix("-int8").removesuffix("-fp32")
+    model = load_model(args.model or None, int8=int8, llm_dtype="float32" if fp32 else None)
     generation = dataclasses.replace(model.config.generation, search="greedy" if search == "hf" else search,
                                      hf_generate=search == "hf")
     options = DecodeOptions(generation=generation, batch_seconds=1e-3 if way.endswith("-b1") else 120.0)
