@@ -176,9 +176,9 @@ class XASRModel(nn.Module):
     def image_embeddings(self, batch: Batch) -> list[torch.Tensor]:
         """Per item, the Q-Former's K embeddings of its image or clip, or none ([0, hidden]) for an item
         without one (a speech-only batch, a missing picture): such items are decoded from speech alone."""
-        hidden = self.llm.hidden_size
         if batch.images is None or self.vision_adapter is None:
-            return [torch.zeros(0, hidden) for _ in batch.ids]
+            device = self.llm.output_embeddings.weight.device
+            return [torch.zeros(0, self.llm.hidden_size, device=device) for _ in batch.ids]
         pixels, frames = batch.images, batch.image_frames  # [B, T, 3, S, S], [B, T]
         if frames is None:
             frames = torch.ones(pixels.shape[:2], dtype=torch.bool, device=pixels.device)
