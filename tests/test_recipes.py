@@ -520,13 +520,18 @@ def test_tts_en_recipe_on_synthetic_and_fake_real_speech(tiny_sources, tmp_path)
     for name in ["a", "b"]:
         write_tone(real / "audio" / f"{name}.wav", seconds=0.5)
     (real / "transcripts.tsv").write_text("audio/a.wav\tspk\tgood morning\naudio/b.wav\tspk\tthe cat\n")
+    other_text = tmp_path / "other.tsv"
+    other_text.write_text("wn-1\tThe ball rolled down the hill.\n")
     args = ["--text", str(text), "--num-utts", "4", "--tts-engines", "espeak", "--nj", "1",
+            "--extra-corpora", f"espeak:1:1:{other_text}",
             "--real-en-dev-dir", str(real), "--psdata-dir", str(fake_psdata(tmp_path / "ps")),
             *common_args(tmp_path, tiny_config(tiny_sources, tmp_path / "tiny.yaml"))]
     run_recipe("tts_en", *args)
     assert len(read_jsonl_gz(tmp_path / "data" / "tts_cuts_train.jsonl.gz")) == 4
+    extra = read_jsonl_gz(tmp_path / "data" / "extra_s1" / "tts_cuts_train.jsonl.gz")  # a corpus of its own text
+    assert [c["supervisions"][0]["text"] for c in extra] == ["The ball rolled down the hill."]
     fit, valid = (read_jsonl_gz(tmp_path / "data" / f"tts_cuts_{split}.jsonl.gz") for split in ("fit", "valid"))
-    assert len(fit) + len(valid) == 4 and valid  # whole sentences held out for validation
+    assert len(fit) + len(valid) == 5 and valid  # whole sentences held out for validation
     augmented = read_jsonl_gz(tmp_path / "data" / "tts_cuts_fitaug.jsonl.gz")  # one augmented copy of each
     assert sorted(c["id"] for c in augmented) == sorted(f"{c['id']}_aug1" for c in fit)
     features = tmp_path / "exp" / "features"

@@ -21,6 +21,7 @@ import soundfile as sf
 import torch
 from lhotse import CutSet, Recording
 from torch import Tensor
+from xasr.io import atomic_path
 
 NOISE_KINDS = ("white", "pink", "brown", "hum")
 
@@ -70,9 +71,8 @@ def make_noise_cuts(output_dir: Path | str, per_kind: int = 3, seconds: float = 
             path = output_dir / f"{kind}-{seed}-{i}.wav"
             samples = coloured_noise(kind, int(seconds * sample_rate), sample_rate, rng)
             if not path.is_file():
-                tmp = path.with_name(f".{path.name}.partial.wav")
-                sf.write(tmp, 0.5 * samples, sample_rate)
-                tmp.rename(path)
+                with atomic_path(path, suffix=".wav") as tmp:
+                    sf.write(tmp, 0.5 * samples, sample_rate)
             recordings.append(Recording.from_file(path, recording_id=path.stem))
     return CutSet.from_cuts(r.to_cut() for r in recordings)
 
@@ -91,9 +91,8 @@ def make_rir_recordings(output_dir: Path | str, count: int = 100, seed: int = 0,
         path = output_dir / f"rir-{seed}-{i}.wav"
         if not path.is_file():
             rir = FastRandomRIRGenerator(sr=sample_rate, room_seed=seed * 100003 + i, source_seed=seed * 100019 + i)()
-            tmp = path.with_name(f".{path.name}.partial.wav")
-            sf.write(tmp, rir[0].astype(np.float32), sample_rate, subtype="FLOAT")
-            tmp.rename(path)
+            with atomic_path(path, suffix=".wav") as tmp:
+                sf.write(tmp, rir[0].astype(np.float32), sample_rate, subtype="FLOAT")
         recordings.append(Recording.from_file(path, recording_id=path.stem))
     return recordings
 

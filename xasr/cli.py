@@ -8,6 +8,8 @@ from typing import List, Optional
 
 import typer
 
+from xasr.io import atomic_path
+
 app = typer.Typer(
     help="xasr: LLM-based speech recognition (X-LLM: frozen encoders, C-Former, frozen LLM).",
     no_args_is_help=True,
@@ -261,9 +263,8 @@ def prepare_augment_command(
     augmented = CutSet.from_cuts(cut for copy in range(1, copies + 1)
                                  for cut in augment_cuts(source, noise=noise, rirs=rirs, copy=copy, seed=seed,
                                                          fraction=fraction))
-    tmp = output.with_name(f".{output.name}.tmp.jsonl.gz")
-    augmented.to_file(tmp)
-    tmp.rename(output)
+    with atomic_path(output, suffix=".jsonl.gz") as tmp:
+        augmented.to_file(tmp)
     typer.echo(f"{output}: {len(augmented)} augmented copies of the {len(source)} cuts of {cuts}")
 
 

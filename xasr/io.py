@@ -1,4 +1,5 @@
-"""Text files in and out: atomic writes, and readers that name the file and line of a problem.
+"""Files in and out: atomic writes (`atomic_path`, `write_atomic`), and text readers that name the
+file and line of a problem.
 
 Every text input (transcripts.tsv, wav.scp, Kaldi text, JSON lines, gzipped or not) is read with
 `read_lines`, which drops a UTF-8 byte-order mark and turns undecodable bytes into one clear error.
@@ -6,6 +7,7 @@ Every text input (transcripts.tsv, wav.scp, Kaldi text, JSON lines, gzipped or n
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import tempfile
@@ -16,20 +18,29 @@ from typing import Iterator, Union
 Pathlike = Union[str, Path]
 
 
-def write_atomic(path: Pathlike, text: str) -> None:
-    """Write `text` to a short hidden temporary file beside `path`, then rename it into place.
+@contextlib.contextmanager
+def atomic_path(path: Pathlike, suffix: str = ".partial") -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed onto `path` when the block ends without
+    an error, removed when it raises, so a reader never sees half a file.
 
-    The temporary name is short and unique whatever the target's name, so two writers never
-    share one and a long file name cannot make it too long."""
+    The name is short, hidden and unique whatever the target's name (`.xasr-XXXX<suffix>`), so two
+    writers never share one and a long file name cannot make it too long. `suffix` keeps an
+    extension a writer reads the format from (`.jsonl.gz`, `.wav`)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".xasr-", suffix=".partial")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".xasr-", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        yield Path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_atomic(path: Pathlike, text: str) -> None:
+    """Write `text` (UTF-8, newlines as given) to `path` atomically (`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="")
 
 
 def read_lines(path: Pathlike) -> Iterator[tuple[int, str]]:

@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from xasr.data.dataset import SpeechTextDataset
 from xasr.model import XASRModel
+from xasr.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +152,8 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class DistributedContext:

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from xasr.audio import SAMPLE_RATE
 from xasr.data.batch import Batch, pad_stack, stack_images
+from xasr.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,8 @@ def cache_encoder_features(encoder: torch.nn.Module, cuts: CutSet, storage_dir: 
                 bar.update(len(batch))
                 batch = []
     result = CutSet.from_cuts(cached[c.id] for c in cuts)
-    result.to_file(storage_dir / ".cuts.tmp.jsonl.gz")
-    (storage_dir / ".cuts.tmp.jsonl.gz").rename(manifest)
+    with atomic_path(manifest, suffix=".jsonl.gz") as tmp:
+        result.to_file(tmp)
     return result
 
 

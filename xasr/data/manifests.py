@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, Optional
 
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+from xasr.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +108,8 @@ def save_manifests(splits: Dict[str, CorpusSplit], output_dir: Path | str, prefi
 
 def _atomic_to_file(manifest, path: Path) -> None:
     """Write to a temporary file beside `path` and rename it, so a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".jsonl.gz")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".jsonl.gz") as tmp:
         manifest.to_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def from_lhotse_recipe(manifests: Dict[str, Dict[str, object]]) -> Dict[str, CorpusSplit]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
 from xasr.text import EnglishTextNormalizer
+from xasr.io import write_atomic
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
@@ -119,6 +120,4 @@ def collect_sentences(sources: Sequence[str], exclude: Iterable[Path] = (), min_
 def write_sentences(sentences: Sequence[tuple[str, str]], path: Path) -> None:
     """Write an `id<TAB>text` tsv atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(f"{i}\t{t}\n" for i, t in sentences), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, "".join(f"{i}\t{t}\n" for i, t in sentences))

@@ -28,6 +28,7 @@ import soundfile as sf
 from lhotse import AudioSource, Recording
 
 from xasr.data.manifests import CorpusSplit, split_from_utterances
+from xasr.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -477,9 +478,8 @@ def _synthesize_job(job: tuple[TtsUtterance, str, int]) -> tuple[str, int, float
         seconds = time.perf_counter() - start
         if len(audio) == 0:
             return utt.id, 0, seconds, "no audio synthesized"
-        tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
-        sf.write(str(tmp), audio, sampling_rate, format="FLAC", subtype="PCM_16")
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".flac") as tmp:
+            sf.write(str(tmp), audio, sampling_rate, format="FLAC", subtype="PCM_16")
         return utt.id, len(audio), seconds, None
     except Exception as e:  # one bad sentence must not end a run of thousands
         return utt.id, 0, 0.0, f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from lhotse import CutSet
 
+from xasr.io import atomic_path
+
 
 def sentence_of(cut) -> str:
     """The sentence id (older manifests lack the field: parse `tts[-sN]-ENGINE-SENTENCE-REPEAT`)."""
@@ -42,9 +44,8 @@ def main() -> None:
     fit = cuts.filter(lambda c: sentence_of(c) not in held).to_eager()
     for name, subset in (("fit", fit), ("valid", valid)):
         path = args.data_dir / f"tts_cuts_{name}.jsonl.gz"
-        tmp = path.with_name(f".{path.name}.tmp.jsonl.gz")
-        subset.to_file(tmp)
-        tmp.rename(path)
+        with atomic_path(path, suffix=".jsonl.gz") as tmp:
+            subset.to_file(tmp)
         print(f"{path}: {len(subset)} utterances, {sum(c.duration for c in subset) / 3600:.2f} h")
 
 
