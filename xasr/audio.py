@@ -11,6 +11,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from xasr.io import short_error
+
 SAMPLE_RATE = 16000
 
 
@@ -30,6 +32,22 @@ def load_audio(path: os.PathLike | str, sample_rate: int = SAMPLE_RATE) -> np.nd
     file, no samples at all, or samples that are NaN or infinite.
     """
     path = Path(path)
+    info = check_audio_file(path)
+    try:
+        samples, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise AudioError(path, f"not a readable audio file ({short_error(e)})") from None
+    check_complete(path, info, len(samples))
+    if samples.shape[0] == 0:
+        raise AudioError(path, "contains no audio samples")
+    if not np.isfinite(samples).all():
+        raise AudioError(path, "contains NaN or infinite samples")
+    return to_mono_16k(samples, file_rate, sample_rate)
+
+
+def check_readable_file(path: os.PathLike | str) -> Path:
+    """`path`, or AudioError when it is missing, a directory, unreadable or empty."""
+    path = Path(path)
     if not path.exists():
         raise AudioError(path, "no such file")
     if path.is_dir():
@@ -38,17 +56,20 @@ def load_audio(path: os.PathLike | str, sample_rate: int = SAMPLE_RATE) -> np.nd
         raise AudioError(path, "permission denied")
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
+    return path
+
+
+def check_audio_file(path: os.PathLike | str) -> sf._SoundFileInfo:
+    """libsndfile's header info of an audio file, or AudioError naming what is wrong: missing,
+    unreadable, empty, not audio, or a WAV whose data ends before its header says. (A cut-off
+    mp3/ogg shows only once decoded: `load_audio` checks that.)"""
+    path = check_readable_file(path)
     try:
         info = sf.info(str(path))
-        samples, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise AudioError(path, f"not a readable audio file ({_short(e)})") from None
-    _check_complete(path, info, len(samples))
-    if samples.shape[0] == 0:
-        raise AudioError(path, "contains no audio samples")
-    if not np.isfinite(samples).all():
-        raise AudioError(path, "contains NaN or infinite samples")
-    return to_mono_16k(samples, file_rate, sample_rate)
+        raise AudioError(path, f"not a readable audio file ({short_error(e)})") from None
+    check_complete(path, info, info.frames)
+    return info
 
 
 def to_mono_16k(samples: np.ndarray, file_rate: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -62,7 +83,7 @@ def to_mono_16k(samples: np.ndarray, file_rate: int, sample_rate: int = SAMPLE_R
     return samples
 
 
-def _check_complete(path: Path, info: sf._SoundFileInfo, frames_read: int) -> None:
+def check_complete(path: Path, info: sf._SoundFileInfo, frames_read: int) -> None:
     """libsndfile quietly returns what it can of a cut-off file; find out whether it was cut."""
     if info.format == "WAV" and _wav_data_missing(path):
         raise AudioError(path, "truncated: the file ends before the audio data its header declares")
@@ -92,7 +113,3 @@ def _wav_data_missing(path: Path) -> bool:
                 return offset + 8 + chunk_size > size
             offset += 8 + chunk_size + (chunk_size & 1)
     return False
-
-
-def _short(error: Exception) -> str:
-    return " ".join(str(error).split())[:200]

@@ -28,7 +28,7 @@ import soundfile as sf
 import torch
 
 from xasr.audio import SAMPLE_RATE, AudioError, load_audio, to_mono_16k
-from xasr.io import read_lines
+from xasr.io import read_lines, short_error
 from xasr.data.batch import Batch, pad_stack, stack_images
 from xasr.model import GenerationOptions, XASRModel
 from xasr.transcript import Segment, Transcript, Word
@@ -154,7 +154,7 @@ def read_cuts(path: Path):
             cuts.append(deserialize_item(data))
         except Exception as e:  # lhotse raises many kinds
             raise ValueError(f"{path}:{number}: not a lhotse cut ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
+                             f"{short_error(e, 120)})") from None
     return CutSet.from_cuts(cuts)
 
 
@@ -227,7 +227,7 @@ def _load(item: AudioInput) -> np.ndarray:
         try:
             return cut_waveform(item.cut)
         except Exception as e:  # lhotse raises many kinds
-            raise AudioError(item.id, f"cannot load the cut's audio ({str(e).splitlines()[0][:200]})") from None
+            raise AudioError(item.id, f"cannot load the cut's audio ({short_error(e)})") from None
     return load_audio(item.path)
 
 

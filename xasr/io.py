@@ -37,6 +37,11 @@ def atomic_path(path: Pathlike, suffix: str = ".partial") -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def short_error(error: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line, at most `limit` characters: what one-line reports quote."""
+    return " ".join(str(error).split())[:limit]
+
+
 def write_atomic(path: Pathlike, text: str) -> None:
     """Write `text` (UTF-8, newlines as given) to `path` atomically (`atomic_path`)."""
     with atomic_path(path) as tmp:

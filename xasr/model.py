@@ -24,6 +24,7 @@ from xasr.augment import MaskingConfig, mask_frames
 from xasr.data.batch import Batch
 from xasr.encoders import EncoderConfig, build_encoder
 from xasr.encoders.vision import VisionEncoder, VisionEncoderConfig
+from xasr.io import short_error
 from xasr.llm import LLM, LLMConfig, draft_generate, greedy_generate, loop_start, trim_loop, with_lora
 
 log = logging.getLogger(__name__)
@@ -491,7 +492,7 @@ class XASRModel(nn.Module):
         try:
             state = load_file(str(weights))
         except Exception as e:  # safetensors raises its own error types
-            reason = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+            reason = f"{type(e).__name__}: {short_error(e, 160)}"
             raise ValueError(f"{weights}: cannot be read ({reason})") from None
         parts = [("adapter", model.adapter)] + ([("encoder", model.encoder)] if not config.encoder.frozen else [])
         parts += [("ctc_head", model.ctc_head)] if model.ctc_head is not None else []

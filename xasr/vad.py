@@ -22,7 +22,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from xasr.audio import SAMPLE_RATE, AudioError, _check_complete, _short, to_mono_16k
+from xasr.audio import SAMPLE_RATE, AudioError, check_audio_file, check_complete, to_mono_16k
+from xasr.io import short_error
 
 FRAME = 512  # samples per Silero frame at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous frame the model sees with each frame
@@ -76,7 +77,7 @@ def iter_speech_segments(path: os.PathLike | str, config: Optional[VADConfig] = 
     """
     config = config or VADConfig()
     path = Path(path)
-    _check_openable(path)
+    check_audio_file(path)
     return _iter_file(path, config)
 
 
@@ -102,22 +103,6 @@ def _iter_file(path: Path, config: VADConfig) -> Iterator[Segment]:
 
 
 # ---- reading ----------------------------------------------------------------------------------------
-def _check_openable(path: Path) -> None:
-    if not path.exists():
-        raise AudioError(path, "no such file")
-    if path.is_dir():
-        raise AudioError(path, "is a directory, not an audio file")
-    if not os.access(path, os.R_OK):
-        raise AudioError(path, "permission denied")
-    if path.stat().st_size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise AudioError(path, f"not a readable audio file ({_short(e)})") from None
-    _check_complete(path, info, info.frames)  # a cut-off WAV shows in its header; others once read
-
-
 def _read_16k(path: Path, block_seconds: float) -> Iterator[np.ndarray]:
     """The file as consecutive mono float32 16 kHz chunks that join up to `load_audio(path)`.
 
@@ -128,7 +113,7 @@ def _read_16k(path: Path, block_seconds: float) -> Iterator[np.ndarray]:
     try:
         f = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise AudioError(path, f"not a readable audio file ({_short(e)})") from None
+        raise AudioError(path, f"not a readable audio file ({short_error(e)})") from None
     with f:
         rate = f.samplerate
         g = math.gcd(rate, SAMPLE_RATE)
@@ -142,7 +127,7 @@ def _read_16k(path: Path, block_seconds: float) -> Iterator[np.ndarray]:
             try:
                 data = f.read(block, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as e:
-                raise AudioError(path, f"cannot decode the audio ({_short(e)})") from None
+                raise AudioError(path, f"cannot decode the audio ({short_error(e)})") from None
             if not np.isfinite(data).all():
                 raise AudioError(path, "contains NaN or infinite samples")
             at_end = len(data) < block
@@ -168,7 +153,7 @@ def _read_16k(path: Path, block_seconds: float) -> Iterator[np.ndarray]:
             if at_end:
                 break
         # libsndfile quietly stops at a cut-off file; that is only known once it is read
-        _check_complete(path, f, total)
+        check_complete(path, f, total)
 
 
 # ---- model ------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Optional
 
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
-from xasr.io import atomic_path
+from xasr.io import atomic_path, short_error
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +61,13 @@ def split_from_utterances(
 
 def probe_recording(path: Path | str, recording_id: str) -> Recording:
     """A lhotse Recording for one file; AudioError (naming the file) if it is not usable audio."""
-    from xasr.audio import AudioError
+    from xasr.audio import AudioError, check_readable_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(path, "no such file")
-    if path.stat().st_size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
+    path = check_readable_file(path)
     try:
         recording = Recording.from_file(path, recording_id=recording_id)
     except Exception as e:  # lhotse tries several backends and raises whatever the last one did
-        raise AudioError(path, f"not a readable audio file ({' '.join(str(e).split())[:200]})") from None
+        raise AudioError(path, f"not a readable audio file ({short_error(e)})") from None
     if recording.num_samples == 0:
         raise AudioError(path, "contains no audio samples")
     return recording

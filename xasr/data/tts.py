@@ -28,7 +28,7 @@ import soundfile as sf
 from lhotse import AudioSource, Recording
 
 from xasr.data.manifests import CorpusSplit, split_from_utterances
-from xasr.io import atomic_path
+from xasr.io import atomic_path, short_error
 
 log = logging.getLogger(__name__)
 
@@ -482,7 +482,7 @@ def _synthesize_job(job: tuple[TtsUtterance, str, int]) -> tuple[str, int, float
             sf.write(str(tmp), audio, sampling_rate, format="FLAC", subtype="PCM_16")
         return utt.id, len(audio), seconds, None
     except Exception as e:  # one bad sentence must not end a run of thousands
-        return utt.id, 0, 0.0, f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+        return utt.id, 0, 0.0, f"{type(e).__name__}: {short_error(e, 300)}"
 
 
 def _init_worker() -> None:
