@@ -7,8 +7,7 @@ import re
 from pathlib import Path
 from typing import Dict
 
-from xasr.audio import AudioError
-from xasr.data.manifests import CorpusSplit, probe_recording, split_from_utterances
+from xasr.data.manifests import CorpusSplit, probe_or_skip, split_from_utterances
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +29,8 @@ def prepare_fsdd(corpus_dir: Path | str) -> Dict[str, CorpusSplit]:
             log.warning("skipping %s: not named {digit}_{speaker}_{take}.wav", path)
             continue
         split = "test" if int(match["take"]) < NUM_TEST_TAKES else "train"
-        try:
-            recording = probe_recording(path, path.stem)
-        except AudioError as e:
-            log.warning("skipping %s", e)
-            skipped[split].append(str(e))
+        recording = probe_or_skip(path, path.stem, skipped[split])
+        if recording is None:
             continue
         utterances[split].append((recording, DIGIT_WORDS[int(match["digit"])], match["speaker"], "en"))
     if not utterances["train"] and not utterances["test"]:

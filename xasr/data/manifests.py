@@ -59,6 +59,19 @@ def split_from_utterances(
     )
 
 
+def probe_or_skip(path: Path | str, recording_id: str, skipped: list[str]) -> Optional[Recording]:
+    """`probe_recording`, or None when the file is not usable audio: the problem is logged and
+    appended to `skipped`, so a corpus is prepared without it and the command can name it."""
+    from xasr.audio import AudioError
+
+    try:
+        return probe_recording(path, recording_id)
+    except AudioError as e:
+        log.warning("skipping %s", e)
+        skipped.append(str(e))
+        return None
+
+
 def probe_recording(path: Path | str, recording_id: str) -> Recording:
     """A lhotse Recording for one file; AudioError (naming the file) if it is not usable audio."""
     from xasr.audio import AudioError, check_readable_file

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Dict, Iterator, NamedTuple, Optional
 
-from xasr.audio import AudioError
 from xasr.io import read_lines
-from xasr.data.manifests import CorpusSplit, probe_recording, split_from_utterances
+from xasr.data.manifests import CorpusSplit, probe_or_skip, split_from_utterances
 
-log = logging.getLogger(__name__)
 
 TRANSCRIPTS = "transcripts.tsv"
 
@@ -62,11 +59,8 @@ def prepare_tsv(
         raise FileNotFoundError(f"{corpus_dir}: no such directory")
     utterances, skipped = [], []
     for row in read_transcripts(corpus_dir / TRANSCRIPTS):
-        try:
-            recording = probe_recording(row.path, row.utt_id)
-        except AudioError as e:
-            log.warning("skipping %s", e)
-            skipped.append(str(e))
+        recording = probe_or_skip(row.path, row.utt_id, skipped)
+        if recording is None:
             continue
         utterances.append((recording, row.text, row.speaker, language))
     if not utterances and not skipped:

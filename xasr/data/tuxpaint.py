@@ -8,18 +8,15 @@ stamp's picture as `custom["image"]` (an absolute path; `xasr.data.dataset.image
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 from lhotse import CutSet
 
-from xasr.audio import AudioError
 from xasr.data.dataset import IMAGE_FIELD
-from xasr.data.manifests import CorpusSplit, probe_recording, split_from_utterances
+from xasr.data.manifests import CorpusSplit, probe_or_skip, split_from_utterances
 
-log = logging.getLogger(__name__)
 
 STAMPS_DIR = Path("/usr/share/tuxpaint/stamps")
 APT_PACKAGE = "tuxpaint-stamps-default"
@@ -60,11 +57,8 @@ def prepare_tuxpaint(stamps_dir: Path | str = STAMPS_DIR) -> Dict[str, CorpusSpl
     for stamp in read_stamps(stamps_dir):
         if stamp.spoken is None:
             continue
-        try:
-            recording = probe_recording(stamp.spoken, stamp.id)
-        except AudioError as e:
-            log.warning("skipping %s", e)
-            skipped.append(str(e))
+        recording = probe_or_skip(stamp.spoken, stamp.id, skipped)
+        if recording is None:
             continue
         utterances.append((recording, stamp.caption, "tuxpaint", "en"))
         images[stamp.id] = str(stamp.image)
