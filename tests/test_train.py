@@ -182,3 +182,13 @@ def test_numbers_in_exponent_form_are_floats_in_files_and_overrides(tmp_path):
     model_config, train_config = load_config_file(path, 1, ["stage1.weight_decay=2e-3"])
     assert (train_config.lr, train_config.min_lr_ratio, train_config.weight_decay) == (1e-4, 0.05, 2e-3)
     assert isinstance(train_config.lr, float)
+
+
+def test_the_schedule_counts_the_steps_the_run_takes(cuts, tmp_path):
+    settings = config(num_epochs=2, max_duration=1.0)
+    train(tiny_model(), cuts, tmp_path / "run", settings)
+    taken = [r for r in read_log(tmp_path / "run") if "loss" in r][-1]["step"]
+    counted = train_module._count_total_steps(cuts, settings, world_size=1)
+    assert abs(counted - taken) <= settings.num_epochs  # epochs differ by a batch at most
+    full_batches = sum(c.duration for c in cuts) / settings.max_duration * settings.num_epochs
+    assert abs(counted - taken) < abs(full_batches - taken)  # what seconds / max_duration would give

@@ -206,14 +206,10 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
     if not config.sync_buckets and not config.drop_last:
         log.warning("sync_buckets: false without drop_last: true ends each epoch at a random point once "
                     "no duration bucket holds a full batch (lhotse's unsynced bucket choice)")
-    sampler = DynamicBucketingSampler(
-        train_cuts, max_duration=config.max_duration, shuffle=True,
-        num_buckets=max(2, min(config.num_buckets, len(train_cuts) // 2)),
-        seed=config.seed, rank=context.rank, world_size=context.world_size, drop_last=config.drop_last,
-        sync_buckets=config.sync_buckets)
+    sampler = _sampler(train_cuts, config, context.rank, context.world_size)
     dataset = SpeechTextDataset(image_pixels=_image_pixels(model))
     loader = torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=0)
-    total_steps = config.max_steps or _estimate_total_steps(train_cuts, config, context.world_size)
+    total_steps = config.max_steps or _count_total_steps(train_cuts, config, context.world_size)
     optimizer = make_optimizer(params, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(config.warmup_steps, total_steps, config.min_lr_ratio))
@@ -341,10 +337,19 @@ def evaluate_loss(model: XASRModel, cuts: CutSet, config: TrainConfig) -> dict[s
     return {k: v / max(count, 1) for k, v in totals.items()}
 
 
-def _estimate_total_steps(cuts: CutSet, config: TrainConfig, world_size: int) -> int:
-    seconds = sum(c.duration for c in cuts)
-    per_epoch = max(1, math.ceil(seconds / config.max_duration / world_size / config.accum_grad))
-    return per_epoch * config.num_epochs
+def _sampler(cuts: CutSet, config: TrainConfig, rank: int = 0, world_size: int = 1) -> DynamicBucketingSampler:
+    return DynamicBucketingSampler(
+        cuts, max_duration=config.max_duration, shuffle=True,
+        num_buckets=max(2, min(config.num_buckets, len(cuts) // 2)), seed=config.seed, rank=rank,
+        world_size=world_size, drop_last=config.drop_last, sync_buckets=config.sync_buckets)
+
+
+def _count_total_steps(cuts: CutSet, config: TrainConfig, world_size: int) -> int:
+    """Optimiser steps of the run, for the learning-rate schedule: the batches of one epoch of the global
+    sequence, counted (bucketing leaves most batches below max_duration, so seconds / max_duration
+    undercounts), shared by the processes and accumulated, times the epochs."""
+    batches = sum(1 for _ in _sampler(cuts, config))
+    return max(1, batches // (world_size * config.accum_grad)) * config.num_epochs
 
 
 def _summary_writer(exp_dir: Path):
