@@ -512,13 +512,14 @@ def test_cli_decodes_with_a_picture_and_names_a_bad_one(image_model_dir, model_d
 
 def test_a_picture_reaches_the_llm(image_model_dir, tmp_path):
     import xasr
-    from xasr.decode import DecodeOptions, _pictures
+    from xasr.data.dataset import PictureReader
+    from xasr.decode import DecodeOptions
 
     model = xasr.load_model(image_model_dir)
     from PIL import Image
 
     Image.new("RGB", (40, 30), (0, 90, 200)).save(tmp_path / "blue.png")
-    images, frames = _pictures(model, [str(tmp_path / "blue.png"), None], {})
+    images, frames = PictureReader(model.vision_encoder.preprocess_one)([str(tmp_path / "blue.png"), None])
     assert images.shape == (2, 1, 3, 28, 28) and frames[:, 0].tolist() == [True, False]
     seen = []
     original = model.llm.build_inputs

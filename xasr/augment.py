@@ -21,6 +21,7 @@ import soundfile as sf
 import torch
 from lhotse import CutSet, Recording
 from torch import Tensor
+
 from xasr.io import atomic_path
 
 NOISE_KINDS = ("white", "pink", "brown", "hum")

@@ -209,15 +209,15 @@ def prepare_text_command(
     max_words: int = typer.Option(30, help="Longest sentence kept, in words."),
 ) -> None:
     """Sentences for `xasr prepare tts` from text in Debian packages (xasr.data.texts)."""
-    from xasr.data.texts import APT_PACKAGES, collect_sentences, write_sentences
+    from xasr.data.texts import collect_sentences, write_sentences
 
     missing = [str(p) for p in exclude if not p.is_file()]
     if missing:
         _fail(f"--exclude: no such file: {', '.join(missing)}")
     try:
         sentences = collect_sentences(sources, exclude=exclude, min_words=min_words, max_words=max_words)
-    except FileNotFoundError as e:
-        _fail(f"{e} (packages: {', '.join(APT_PACKAGES[s] for s in sources if s in APT_PACKAGES)})")
+    except FileNotFoundError as e:  # names the apt package to install
+        _fail(str(e))
     except ValueError as e:
         _usage(str(e))
     if not sentences:

@@ -29,7 +29,7 @@ import torch
 
 from xasr.audio import SAMPLE_RATE, AudioError, load_audio, to_mono_16k
 from xasr.io import read_lines, short_error
-from xasr.data.batch import Batch, pad_stack, stack_images
+from xasr.data.batch import Batch, pad_stack
 from xasr.model import GenerationOptions, XASRModel
 from xasr.transcript import Segment, Transcript, Word
 
@@ -348,18 +348,6 @@ def _image_for(item: AudioInput, options: DecodeOptions) -> Optional[str]:
     return (image_of(item.cut) if item.cut is not None else None) or options.image
 
 
-def _pictures(model: XASRModel, paths: list[Optional[str]], cache: dict) -> tuple:
-    """(images [B, 1, 3, S, S], frames [B, 1]) for a batch; items without a readable picture are speech-only."""
-    for path in paths:
-        if path and path not in cache:
-            try:
-                cache[path] = model.vision_encoder.preprocess_one(path)
-            except (OSError, ValueError) as e:
-                log.warning("%s; decoding without it", e)
-                cache[path] = None
-    return stack_images([cache.get(path) if path else None for path in paths])
-
-
 def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions) -> list[tuple[Segment, float]]:
     """Decode segments in duration-sorted batches; returns (segment, wall-seconds share) per piece."""
     device = next(model.adapter.parameters()).device
@@ -368,7 +356,11 @@ def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions
     if options.search is not None:
         generation = dataclasses.replace(generation, search=options.search)
     order = sorted(range(len(pieces)), key=lambda i: -pieces[i].seconds)
-    pictures: dict[str, Optional[torch.Tensor]] = {}  # pixels per picture path (None: unreadable)
+    pictures = None  # a picture may serve every input: read each once
+    if model.vision_encoder is not None:
+        from xasr.data.dataset import PictureReader
+
+        pictures = PictureReader(model.vision_encoder.preprocess_one, cache=True)
     results: list = [None] * len(pieces)
     position = 0
     while position < len(order):
@@ -379,8 +371,8 @@ def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions
         started = time.time()
         waveforms, lengths = pad_stack([pieces[i].samples for i in chosen])
         batch = Batch(ids=[str(i) for i in chosen], waveforms=waveforms, waveform_lengths=lengths)
-        if model.vision_encoder is not None:
-            batch.images, batch.image_frames = _pictures(model, [pieces[i].image for i in chosen], pictures)
+        if pictures is not None:
+            batch.images, batch.image_frames = pictures([pieces[i].image for i in chosen])
         batch = batch.to(device)
         outputs = model.generate(batch, num_beams=options.num_beams, context=context,
                                  options=generation)

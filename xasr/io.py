@@ -29,6 +29,9 @@ def atomic_path(path: Pathlike, suffix: str = ".partial") -> Iterator[Path]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".xasr-", suffix=suffix)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the file gets the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, path)

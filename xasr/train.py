@@ -30,8 +30,8 @@ from lhotse.dataset import DynamicBucketingSampler
 from torch.nn.parallel import DistributedDataParallel
 
 from xasr.data.dataset import SpeechTextDataset
-from xasr.model import XASRModel
 from xasr.io import atomic_path
+from xasr.model import IMAGE, XASRModel
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def trainable_parameters(model: XASRModel, stage: int, train_speech_adapter: boo
         if model.vision_adapter is None:
             raise ValueError("stage 3 integrates image/video inputs, but this model has no image or video "
                              "adapter (model.vision); speech-only recipes stop after stage 2")
-        if "<image>" not in model.llm.template.segments:
+        if IMAGE not in model.llm.template.segments:
             raise ValueError("stage 3 trains the image adapter, but the prompt has no <image>: put it before "
                              "<speech> in llm.instruction")
     modules = [model.adapter] + ([model.ctc_head] if model.ctc_head is not None else [])

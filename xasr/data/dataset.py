@@ -39,18 +39,52 @@ def image_of(cut) -> Optional[str]:
     return None
 
 
+class PictureReader:
+    """Pixels for the pictures of a batch's items (`image_pixels`: path -> [3, S, S], e.g.
+    `VisionEncoder.preprocess_one`). A picture that cannot be read is named once in the log and kept
+    in `failures`; its items, like those without a picture, are speech-only. `cache` keeps the
+    pixels of every path read (decoding, where one picture may serve every input)."""
+
+    def __init__(self, image_pixels: Callable[[str], torch.Tensor], cache: bool = False):
+        self.image_pixels = image_pixels
+        self.failures: dict[str, str] = {}
+        self._cache: Optional[dict[str, torch.Tensor]] = {} if cache else None
+
+    def __call__(self, paths: list[Optional[str]]) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """(images [B, 1, 3, S, S], image_frames [B, 1]) for the items' picture paths (None: no picture)."""
+        return stack_images([self._read(path) if path else None for path in paths])
+
+    def _read(self, path: str) -> Optional[torch.Tensor]:
+        if path in self.failures:
+            return None
+        if self._cache is not None and path in self._cache:
+            return self._cache[path]
+        try:
+            pixels = self.image_pixels(path)
+        except (OSError, ValueError) as e:
+            self.failures[path] = str(e)
+            log.warning("%s; used without a picture", e)
+            return None
+        if self._cache is not None:
+            self._cache[path] = pixels
+        return pixels
+
+
 class SpeechTextDataset(torch.utils.data.Dataset):
     """lhotse-style dataset: indexed by a CutSet (a sampler's batch), returns a `Batch`.
 
     Uses the cached encoder features when the cuts carry them, the audio otherwise. With
     `image_pixels` (path -> [3, S, S], e.g. `VisionEncoder.preprocess_one`) each cut's picture is
-    loaded too; a cut without one, or whose picture cannot be read (named once in the log, counted
-    in `image_failures`), is a speech-only item of the batch.
+    loaded too (`PictureReader`); a cut without one, or whose picture cannot be read (counted in
+    `image_failures`), is a speech-only item of the batch.
     """
 
     def __init__(self, image_pixels: Optional[Callable[[str], torch.Tensor]] = None):
-        self.image_pixels = image_pixels
-        self.image_failures: dict[str, str] = {}
+        self.pictures = PictureReader(image_pixels) if image_pixels is not None else None
+
+    @property
+    def image_failures(self) -> dict[str, str]:
+        return self.pictures.failures if self.pictures is not None else {}
 
     def __getitem__(self, cuts: CutSet) -> Batch:
         cuts = cuts.sort_by_duration(ascending=False)
@@ -62,23 +96,9 @@ class SpeechTextDataset(torch.utils.data.Dataset):
         else:
             waveforms, lengths = pad_stack([cut_waveform(cut) for cut in cuts])
             batch = Batch(ids=ids, waveforms=waveforms, waveform_lengths=lengths, texts=texts)
-        if self.image_pixels is not None:
-            batch.images, batch.image_frames = self._images(cuts)
+        if self.pictures is not None:
+            batch.images, batch.image_frames = self.pictures([image_of(cut) for cut in cuts])
         return batch
-
-    def _images(self, cuts: CutSet) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-        pixels: list[Optional[torch.Tensor]] = []
-        for cut in cuts:
-            path = image_of(cut)
-            picture = None
-            if path and path not in self.image_failures:
-                try:
-                    picture = self.image_pixels(path)
-                except (OSError, ValueError) as e:
-                    self.image_failures[path] = str(e)
-                    log.warning("%s; its utterances are used without a picture", e)
-            pixels.append(picture)
-        return stack_images(pixels)
 
 
 @torch.no_grad()

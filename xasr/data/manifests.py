@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Optional
 
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
 from xasr.io import atomic_path, short_error
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ def wordnet_examples(wordnet_dir: Optional[Path] = None) -> Iterator[tuple[str, 
     for part in ("noun", "verb", "adj", "adv"):
         path = wordnet_dir / f"data.{part}"
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: not found; install WordNet (apt-get install wordnet-base)")
+            raise FileNotFoundError(f"{path}: not found; install WordNet (apt-get install {APT_PACKAGES['wordnet']})")
         with path.open(encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.startswith("  "):  # the licence header
@@ -55,7 +55,8 @@ def fortune_sentences(fortunes_dir: Optional[Path] = None) -> Iterator[tuple[str
     fortunes_dir = fortunes_dir or FORTUNES_DIR
     files = sorted(p for p in fortunes_dir.glob("*") if p.is_file() and p.suffix not in (".dat", ".u8"))
     if not files:
-        raise FileNotFoundError(f"{fortunes_dir}: no fortune files; install them (apt-get install fortunes)")
+        raise FileNotFoundError(f"{fortunes_dir}: no fortune files; install them "
+                                f"(apt-get install {APT_PACKAGES['fortunes']})")
     for path in files:
         cookies = path.read_text(encoding="utf-8", errors="replace").split("\n%\n")
         for n, cookie in enumerate(cookies):
