@@ -35,7 +35,8 @@ def main() -> None:
     import torch
 
     import xasr
-    from xasr.decode import DecodeOptions, as_inputs, transcribe
+    from xasr.config import DecodeOptions
+    from xasr.decode import as_inputs, transcribe
     from xasr.text import get_normalizer
 
     torch.set_num_threads(2)

@@ -33,7 +33,8 @@ WAYS = ("hf", "greedy", "draft", "cif", "greedy-int8", "greedy-b1", "draft-b1", 
 def run_way(args: argparse.Namespace) -> None:
     import torch
 
-    from xasr.decode import DecodeOptions, collect_inputs, load_model, transcribe
+    from xasr.config import DecodeOptions
+    from xasr.decode import collect_inputs, load_model, transcribe
 
     torch.set_num_threads(args.threads)
     way = args.worker

@@ -41,9 +41,10 @@ import torch
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler
 
+from xasr.config import TrainConfig, load_config_file
 from xasr.data.dataset import SpeechTextDataset, cache_encoder_features
 from xasr.model import XASRModel
-from xasr.train import TrainConfig, load_config_file, make_optimizer, trainable_parameters, training_autocast
+from xasr.train import make_optimizer, trainable_parameters, training_autocast
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "fsdd"

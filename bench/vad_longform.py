@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from xasr.vad import VADConfig, iter_speech_segments
+from xasr.config import VADConfig
+from xasr.vad import iter_speech_segments
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",

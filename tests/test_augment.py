@@ -2,9 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from xasr.augment import (
-    AudioAugmentConfig, MaskingConfig, augment_cuts, coloured_noise, make_noise_cuts, make_rir_recordings, mask_frames,
-)
+from xasr.augment import augment_cuts, coloured_noise, make_noise_cuts, make_rir_recordings, mask_frames
+from xasr.config import AudioAugmentConfig, MaskingConfig
 
 
 def test_masks_zero_spans_and_bands_inside_each_utterance_only():

@@ -15,11 +15,20 @@ from tests.test_model import tiny_batch, tiny_model
 from tests.test_vad import concatenate, utterances  # noqa: F401 (a fixture)
 from tests.tiny import tiny_llama, tiny_tokenizer
 from xasr.cli import app
-from xasr.decode import (AudioInput, DecodeOptions, collect_inputs, iter_segments, level_crossings, strip_context,
-                         token_times, transcribe, unique_ids, words_with_times)
-from xasr.encoders import EncoderConfig
+from xasr.config import DecodeOptions, EncoderConfig, GenerationOptions, XASRConfig
+from xasr.decode import (
+    AudioInput,
+    collect_inputs,
+    iter_segments,
+    level_crossings,
+    strip_context,
+    token_times,
+    transcribe,
+    unique_ids,
+    words_with_times,
+)
 from xasr.llm import greedy_generate, loop_start, trim_loop
-from xasr.model import GenerationOptions, XASRConfig, XASRModel
+from xasr.model import XASRModel
 
 
 # ---- generation ---------------------------------------------------------------------------------
@@ -165,7 +174,8 @@ def test_chat_guard_replaces_a_transcript_that_left_the_cif_draft():
         p["token_ids"] if r["draft_agreement"] > 0 else d["token_ids"] for r, p, d in zip(lenient, plain, drafts)]
 
 def test_the_model_config_sets_the_default_search_and_decode_options_override_it(monkeypatch):
-    from xasr.decode import AudioInput, DecodeOptions, transcribe
+    from xasr.config import DecodeOptions
+    from xasr.decode import AudioInput, transcribe
 
     model = tiny_model(dropout=0.0).eval()
     seen = []
@@ -452,8 +462,9 @@ def test_cli_search_cif_decodes_and_bad_search_options_are_usage_errors(model_di
 
 
 def test_load_model_holds_the_llm_in_the_asked_dtype_straight_from_its_source(model_dir, tmp_path):
-    import xasr
     from transformers import AutoModelForCausalLM
+
+    import xasr
 
     bf16_trained = tmp_path / "model"
     shutil.copytree(model_dir, bf16_trained)
@@ -512,8 +523,8 @@ def test_cli_decodes_with_a_picture_and_names_a_bad_one(image_model_dir, model_d
 
 def test_a_picture_reaches_the_llm(image_model_dir, tmp_path):
     import xasr
+    from xasr.config import DecodeOptions
     from xasr.data.dataset import PictureReader
-    from xasr.decode import DecodeOptions
 
     model = xasr.load_model(image_model_dir)
     from PIL import Image

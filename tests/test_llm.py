@@ -1,7 +1,8 @@
 import torch
 
 from tests.tiny import tiny_llama, tiny_tokenizer
-from xasr.llm import IGNORE_INDEX, LLM, LLMConfig, PromptTemplate, embedding_scale
+from xasr.config import LLMConfig
+from xasr.llm import IGNORE_INDEX, LLM, PromptTemplate, embedding_scale
 
 
 def make_llm(**kwargs) -> LLM:

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from tests.tiny import tiny_llama, tiny_tokenizer
-from xasr.adapters import CFormerConfig, ProjectorConfig
-from xasr.encoders import EncoderConfig, build_encoder
-from xasr.llm import LLM, LLMConfig
-from xasr.model import Batch, LossConfig, XASRConfig, XASRModel
+from xasr.config import CFormerConfig, EncoderConfig, LLMConfig, LossConfig, ProjectorConfig, XASRConfig
+from xasr.encoders import build_encoder
+from xasr.llm import LLM
+from xasr.model import Batch, XASRModel
 
 TINY_ENCODER = EncoderConfig(kind="conformer", conformer={"d_model": 32, "n_layers": 1, "n_heads": 2})
 
@@ -172,8 +172,7 @@ def test_a_saved_model_continues_under_new_training_settings(tmp_path):
 # ---- images (stage 3) ----------------------------------------------------------------------------
 
 def tiny_image_model(seed: int = 0) -> XASRModel:
-    from xasr.adapters import QFormerConfig
-    from xasr.encoders.vision import VisionEncoderConfig
+    from xasr.config import QFormerConfig, VisionEncoderConfig
 
     torch.manual_seed(seed)
     config = dataclasses.replace(

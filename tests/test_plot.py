@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from xasr.adapters import CIF, CIFConfig
+from xasr.adapters import CIF
+from xasr.config import CIFConfig
 from xasr.plot import plot_cif_alignment
 
 

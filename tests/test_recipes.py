@@ -188,7 +188,7 @@ def test_run_sh_help_lists_recipe_and_stage_options(recipe):
 
 @pytest.mark.parametrize("config", sorted(EGS.glob("*/asr/conf/*.yaml")), ids=lambda p: f"{p.parts[-4]}/{p.name}")
 def test_recipe_configs_load(config):
-    from xasr.train import load_config_file
+    from xasr.config import load_config_file
 
     for stage in (1, 2):
         model_config, train_config = load_config_file(config, stage)
@@ -197,11 +197,10 @@ def test_recipe_configs_load(config):
 
 
 def test_cache_features_command_skips_a_finished_cache_only_and_names_a_missing_manifest(tmp_path):
+    from lhotse import CutSet, MonoCut
     from typer.testing import CliRunner
 
     from xasr.cli import app
-
-    from lhotse import CutSet, MonoCut
 
     cuts = CutSet.from_cuts(MonoCut(id=f"u{i}", start=0, duration=1, channel=0) for i in range(3))
     (tmp_path / "done").mkdir()

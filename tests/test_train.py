@@ -15,7 +15,8 @@ from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, Supervis
 
 import xasr.train as train_module
 from tests.test_model import tiny_model
-from xasr.train import TrainConfig, load_config_file, train
+from xasr.config import TrainConfig
+from xasr.train import train
 
 WORDS = ["zero", "one", "two", "three", "four"]
 
@@ -164,24 +165,6 @@ def test_two_process_gloo_ddp_equals_one_process_with_gradient_accumulation(tmp_
                 got[keys] = expected[keys]
             torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6, msg=lambda m: f"{name} {key}: {m}")
         assert any(not torch.equal(rank0[key], initial[key]) for key in rank0)
-
-
-def test_config_file_with_overrides(tmp_path):
-    path = tmp_path / "conf.yaml"
-    path.write_text("model:\n  adapter: projector\ntrain:\n  lr: 0.01\nstage2:\n  num_epochs: 4\n")
-    model_config, train_config = load_config_file(path, 2, ["stage2.lr=0.5", "model.loss.ctc=0.2"])
-    assert model_config.adapter == "projector" and model_config.loss.ctc == 0.2
-    assert (train_config.stage, train_config.lr, train_config.num_epochs) == (2, 0.5, 4)
-    with pytest.raises(ValueError, match="unknown training settings"):
-        load_config_file(path, 1, ["train.learning_rate=1"])
-
-
-def test_numbers_in_exponent_form_are_floats_in_files_and_overrides(tmp_path):
-    path = tmp_path / "conf.yaml"  # PyYAML alone reads 1e-4 as the string "1e-4"
-    path.write_text("train:\n  lr: 1e-4\nstage1:\n  min_lr_ratio: 5E-2\n")
-    model_config, train_config = load_config_file(path, 1, ["stage1.weight_decay=2e-3"])
-    assert (train_config.lr, train_config.min_lr_ratio, train_config.weight_decay) == (1e-4, 0.05, 2e-3)
-    assert isinstance(train_config.lr, float)
 
 
 def test_the_schedule_counts_the_steps_the_run_takes(cuts, tmp_path):

@@ -9,7 +9,8 @@ import torch
 import torchaudio
 
 from xasr.audio import SAMPLE_RATE, AudioError, load_audio, to_mono_16k
-from xasr.vad import VADConfig, _cut_index, _read_16k, _Silero, iter_speech_segments, speech_segments
+from xasr.config import VADConfig
+from xasr.vad import _cut_index, _read_16k, _Silero, iter_speech_segments, speech_segments
 
 SR = SAMPLE_RATE
 TEXTS = ["The quick brown fox jumps over the lazy dog",

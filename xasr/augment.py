@@ -13,7 +13,6 @@ hidden, without a new encoder pass.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,25 +21,10 @@ import torch
 from lhotse import CutSet, Recording
 from torch import Tensor
 
+from xasr.config import AudioAugmentConfig, MaskingConfig
 from xasr.io import atomic_path
 
 NOISE_KINDS = ("white", "pink", "brown", "hum")
-
-
-@dataclass
-class AudioAugmentConfig:
-    """How often each effect is drawn for an augmented copy (effects combine)."""
-
-    speed_factors: tuple[float, ...] = (0.9, 0.95, 1.0, 1.05, 1.1)  # one drawn per copy
-    reverb_prob: float = 0.5  # room impulse response (lhotse's fast random RIR generator)
-    noise_prob: float = 0.4  # coloured noise or hum from the noise cuts
-    noise_snr: tuple[float, float] = (5.0, 25.0)  # dB, uniform
-    talker_prob: float = 0.15  # another utterance of the same set underneath
-    talker_snr: tuple[float, float] = (12.0, 25.0)
-    telephone_prob: float = 0.1  # mu-law at 8 kHz and back
-    codec_prob: float = 0.15  # one of `codecs`
-    codecs: tuple[str, ...] = ("mp3", "vorbis", "opus", "gsm")
-    volume: tuple[float, float] = (0.3, 1.5)  # gain, log-uniform
 
 
 def coloured_noise(kind: str, num_samples: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -148,19 +132,6 @@ def augment_cuts(cuts: CutSet, config: AudioAugmentConfig | None = None, noise: 
             new = new.perturb_volume(gain, affix_id=False)
         augmented.append(new.with_id(f"{cut.id}_aug{copy}"))
     return CutSet.from_cuts(augmented)
-
-
-@dataclass
-class MaskingConfig:
-    time_masks: int = 0  # spans of frames set to zero per utterance (0 = off)
-    max_time_fraction: float = 0.05  # each span covers at most this fraction of the utterance's frames
-    max_time_width: int = 20  # ... and at most this many frames
-    feature_masks: int = 0  # bands of channels set to zero per utterance (0 = off)
-    max_feature_width: int = 32  # channels per band, at most
-
-    @property
-    def enabled(self) -> bool:
-        return self.time_masks > 0 or self.feature_masks > 0
 
 
 def mask_frames(features: Tensor, lengths: Tensor, config: MaskingConfig,

@@ -314,9 +314,10 @@ def train_command(
     """Train one stage; re-running resumes from the stage's checkpoint. Multi-GPU: torchrun ... xasr train."""
     from lhotse import CutSet
 
+    from xasr.config import load_config_file
     from xasr.data.dataset import cache_encoder_features
     from xasr.model import XASRModel
-    from xasr.train import load_config_file, train
+    from xasr.train import train
 
     try:
         model_config, train_config = load_config_file(config, stage, override)
@@ -387,8 +388,8 @@ def decode_command(
     run continues); two runs never write into one folder at once."""
     import time
 
-    from xasr.decode import DecodeOptions, collect_inputs, load_model, transcribe
-    from xasr.model import SEARCHES, TOKEN_HEAD_SEARCHES
+    from xasr.config import SEARCHES, TOKEN_HEAD_SEARCHES, DecodeOptions
+    from xasr.decode import collect_inputs, load_model, transcribe
     from xasr.writers import OutputLocked, TranscriptWriter
 
     for option, value in (("--beam", beam), ("--batch-seconds", batch_seconds),
@@ -514,9 +515,9 @@ def cache_features_command(
     import torch
     from lhotse import CutSet
 
+    from xasr.config import load_config_file
     from xasr.data.dataset import cache_encoder_features
     from xasr.encoders import build_encoder
-    from xasr.train import load_config_file
 
     if not cuts.is_file():
         _fail(f"{cuts}: no such file")

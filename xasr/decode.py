@@ -19,7 +19,7 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence, Union
 
@@ -28,42 +28,16 @@ import soundfile as sf
 import torch
 
 from xasr.audio import SAMPLE_RATE, AudioError, load_audio, to_mono_16k
-from xasr.io import read_lines, short_error
+from xasr.config import DecodeOptions
 from xasr.data.batch import Batch, pad_stack
-from xasr.model import GenerationOptions, XASRModel
+from xasr.io import read_lines, short_error
+from xasr.model import XASRModel
 from xasr.transcript import Segment, Transcript, Word
 
 log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".sph")
 SILENCE_PEAK = 1e-4  # digital silence: no sample above about -80 dBFS
-
-
-@dataclass
-class DecodeOptions:
-    num_beams: int = 1  # 1 = greedy with a KV cache
-    search: Optional[str] = None  # greedy, draft or cif (xasr.model.SEARCHES); default: the model's own
-    batch_seconds: float = 120.0  # padded audio per batch
-    pool_seconds: float = 600.0  # audio read ahead and sorted by duration before decoding
-    pool_inputs: int = 64  # ... or this many inputs: finished transcripts are written as each pool ends
-    vad: str = "auto"  # auto: segment inputs longer than max_segment_seconds; always; never
-    max_segment_seconds: float = 30.0
-    context: Optional[str] = None  # free text given to the LLM with the speech (topic, names)
-    hotwords: list[str] = field(default_factory=list)  # words the speech may contain
-    max_audio_hours: float = 24.0  # longer inputs are refused rather than started
-    timestamp_margin: float = 0.1  # in tokens: a word starts/ends this far inside its CIF weight
-    plot_cif_dir: Optional[Path] = None  # write a PNG of each segment's CIF firing positions here
-    generation: Optional[GenerationOptions] = None  # default: the model's own (config.json `generation`)
-    image: Optional[str] = None  # a picture shown with every input (image models); manifests may name their own
-
-    def prompt_context(self) -> Optional[str]:
-        """The context text the LLM sees (None when there is none)."""
-        parts = []
-        if self.context:
-            parts.append(f"Context: {self.context.strip()}")
-        if self.hotwords:
-            parts.append("Words that may occur: " + ", ".join(w.strip() for w in self.hotwords if w.strip()))
-        return "\n".join(parts) or None
 
 
 @dataclass
@@ -245,7 +219,8 @@ def iter_segments(item: AudioInput, options: DecodeOptions) -> Iterator[tuple[fl
     if options.vad == "never":
         yield 0.0, _load(item)
         return
-    from xasr.vad import VADConfig, iter_speech_segments, speech_segments
+    from xasr.config import VADConfig
+    from xasr.vad import iter_speech_segments, speech_segments
 
     vad_config = VADConfig(max_segment_seconds=options.max_segment_seconds)
     long_form = options.vad == "always" or not duration <= options.max_segment_seconds

@@ -12,31 +12,18 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
+from xasr.config import LLMConfig
+
 log = logging.getLogger(__name__)
 
 PLACEHOLDERS = ("<speech>", "<image>", "<video>")
 IGNORE_INDEX = -100
-
-
-@dataclass
-class LLMConfig:
-    source: str = "smollm2-135m"  # a name from xasr.hub, a local dir or a Hugging Face id
-    lora_rank: int = 0  # 0 = the LLM stays fully frozen
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-    system_prompt: Optional[str] = "You are a speech recognizer. Write exactly the words spoken, nothing else."
-    instruction: str = "Transcribe the speech: <speech>"
-    # weights of the frozen LLM: "float32", "bfloat16", or "auto" (bfloat16 where the hardware runs
-    # it natively: CUDA with bf16, or a CPU with AVX512-BF16 / AMX; float32 elsewhere)
-    dtype: str = "float32"
 
 
 class PromptTemplate:
@@ -375,7 +362,6 @@ def greedy_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
                     cache=cache, use_cache=True)
         cache, logits = out.cache, out.logits[:, -1]
     return tokens
-
 
 
 def draft_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,

@@ -11,7 +11,6 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -19,57 +18,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xasr.adapters import CFormer, CFormerConfig, FrameStackProjector, ProjectorConfig, QFormer, QFormerConfig
-from xasr.augment import MaskingConfig, mask_frames
+from xasr.adapters import CFormer, FrameStackProjector, QFormer
+from xasr.augment import mask_frames
+from xasr.config import TOKEN_HEAD_SEARCHES, GenerationOptions, XASRConfig
 from xasr.data.batch import Batch
-from xasr.encoders import EncoderConfig, build_encoder
-from xasr.encoders.vision import VisionEncoder, VisionEncoderConfig
+from xasr.encoders import build_encoder
+from xasr.encoders.vision import VisionEncoder
 from xasr.io import short_error
-from xasr.llm import LLM, LLMConfig, draft_generate, greedy_generate, loop_start, trim_loop, with_lora
+from xasr.llm import LLM, draft_generate, greedy_generate, loop_start, trim_loop, with_lora
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "adapter.safetensors"
 LORA_DIR = "lora"
-
-
-@dataclass
-class LossConfig:
-    quantity: float = 1.0  # CIF quantity loss |sum(alpha) - N|
-    token: float = 1.0  # stage 1: each CIF vector predicts its token through the LLM's output embedding
-    llm: float = 1.0  # stage 2/3: LLM cross-entropy on the transcript
-    ctc: float = 0.0  # optional CTC over LLM tokens on the adapter input frames
-    token_negatives: int = 0  # > 0: the token loss in training is a sampled softmax over this many other tokens
-    align_token: float = 0.0  # stage 2/3: the stage-1 token loss as an auxiliary term (keeps the CIF draft usable)
-
-
-@dataclass
-class GenerationOptions:
-    """How much a decoder may write, and when a repeating tail counts as a loop."""
-
-    budget_factor: float = 1.5  # tokens allowed per announced token (CIF count)
-    budget_extra: int = 8
-    tokens_per_second: float = 4.0  # announced tokens for adapters without a count (projector)
-    loop_repeats: int = 3  # a pattern repeated this often past the announced count is a loop
-    hf_generate: bool = False  # greedy search with transformers' generate instead of xasr's KV loop
-    # greedy: the LLM writes (beams via num_beams); draft: the same transcript as greedy, the LLM verifying
-    # the CIF draft several tokens per forward pass; cif: the token head alone, no LLM
-    search: str = "greedy"
-    # chat guard: an LLM transcript whose words agree less than this with the CIF draft (difflib ratio)
-    # has stopped transcribing; the draft replaces it. 0 turns the guard off.
-    min_draft_agreement: float = 0.0
-    # CIF draft: two adjacent vectors naming the same token are taken as one token fired twice
-    # (a real immediate repeat, "had had", is far rarer than a double fire)
-    collapse_repeats: bool = True
-
-    def __post_init__(self):
-        if self.search not in SEARCHES:
-            raise ValueError(f"unknown search '{self.search}': use {' or '.join(SEARCHES)}")
-
-
-SEARCHES = ("greedy", "draft", "cif")
-TOKEN_HEAD_SEARCHES = ("draft", "cif")  # read the C-Former's token head: C-Former models, one beam
 
 
 def word_agreement(text: str, other: str) -> float:
@@ -83,48 +45,10 @@ def word_agreement(text: str, other: str) -> float:
     return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
-@dataclass
-class XASRConfig:
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    llm: LLMConfig = field(default_factory=LLMConfig)
-    adapter: str = "cformer"  # "cformer" (CIF, token-synchronous) or "projector" (frame stacking)
-    cformer: CFormerConfig = field(default_factory=CFormerConfig)
-    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    masking: MaskingConfig = field(default_factory=MaskingConfig)  # on encoder outputs, in training only
-    generation: GenerationOptions = field(default_factory=GenerationOptions)  # the model's decoding defaults
-    vision: Optional[VisionEncoderConfig] = None  # images / clips (stage 3): the frozen vision encoder
-    qformer: QFormerConfig = field(default_factory=QFormerConfig)  # ... and its adapter
-
-    def __post_init__(self):
-        if isinstance(self.vision, dict):
-            self.vision = VisionEncoderConfig(**self.vision)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "XASRConfig":
-        return _from_dict(cls, data)
-
-
 def _get(config, dotted: str):
     for name in dotted.split("."):
         config = getattr(config, name)
     return config
-
-
-def _from_dict(cls, data: dict):
-    """Rebuild nested dataclasses from `asdict` output; unknown keys are an error naming them."""
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(names)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} settings: {', '.join(sorted(unknown))}")
-    values = {}
-    for name, value in data.items():
-        default = names[name].default_factory() if names[name].default_factory is not dataclasses.MISSING else None
-        values[name] = _from_dict(type(default), value) if dataclasses.is_dataclass(default) else value
-    return cls(**values)
 
 
 IMAGE = "<image>"  # the prompt placeholder the vision adapter's embeddings fill
@@ -381,7 +305,8 @@ class XASRModel(nn.Module):
 
         `options` are `xasr.decode.DecodeOptions` fields (num_beams, context, hotwords, vad, ...).
         """
-        from xasr.decode import DecodeOptions, as_inputs, transcribe
+        from xasr.config import DecodeOptions
+        from xasr.decode import as_inputs, transcribe
 
         return list(transcribe(self, as_inputs(inputs), DecodeOptions(**options), progress=False))
 

@@ -15,63 +15,26 @@ import logging
 import math
 import os
 import random
-import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler
 from torch.nn.parallel import DistributedDataParallel
 
+from xasr.config import STAGES, TrainConfig
 from xasr.data.dataset import SpeechTextDataset
 from xasr.io import atomic_path
 from xasr.model import IMAGE, XASRModel
 
 log = logging.getLogger(__name__)
 
-STAGES = {1: "convert", 2: "align", 3: "integrate"}
 CHECKPOINT = "checkpoint.pt"
 LOG_FILE = "log.jsonl"
-
-
-@dataclass
-class TrainConfig:
-    """One stage's training settings.
-
-    Batches come from one global sequence that every process draws alike (same seed); under DDP
-    rank r takes every world_size-th batch. With `sync_buckets: false` and `drop_last: true` that
-    sequence does not depend on the number of processes, so N processes with `accum_grad` A take
-    the optimiser steps of one process with `accum_grad` N * A: the same batches and, up to float
-    rounding (and dropout noise), the same gradients, weights and logged losses (tested). Keep
-    `drop_last: true` with `sync_buckets: false`: lhotse 1.33's unsynced bucket choice ends an epoch
-    at a random (possibly empty) bucket once no bucket holds a full batch, dropping the rest.
-    """
-
-    stage: int = 1
-    num_epochs: int = 10
-    max_steps: Optional[int] = None  # stop after this many optimiser steps (all epochs together)
-    max_duration: float = 60.0  # seconds of audio per batch (per process)
-    num_buckets: int = 10
-    sync_buckets: bool = True  # DDP: the ranks' batches of one step come from the same duration bucket
-    drop_last: bool = False  # drop each epoch's incomplete batches (whatever the number of processes)
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.05  # cosine decays to lr * min_lr_ratio
-    weight_decay: float = 0.01
-    warmup_steps: int = 50
-    accum_grad: int = 1
-    clip_grad: float = 5.0
-    seed: int = 42
-    log_every: int = 10
-    checkpoint_every: int = 100  # optimiser steps; also at every epoch end
-    bf16: bool = True  # bfloat16 autocast on GPU
-    bf16_cpu: bool = False  # bfloat16 autocast on a CPU that runs it natively (AVX512-BF16 / AMX)
-    train_speech_adapter: bool = False  # stage 3: train the C-Former beside the image adapter
 
 
 def trainable_parameters(model: XASRModel, stage: int, train_speech_adapter: bool = False) -> list[torch.nn.Parameter]:
@@ -421,51 +384,3 @@ def plot_training_curves(log_file: Path, png: Path) -> Optional[Path]:
     return png
 
 
-class _Yaml12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 numbers: YAML 1.1 reads `1e-4` as a string, not a float."""
-
-
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                |[-+]?\.(?:inf|Inf|INF)
-                |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
-
-
-def _yaml_load(text: str):
-    return yaml.load(text, Loader=_Yaml12Loader)
-
-
-def load_config_file(path: Path | str, stage: int, overrides: Optional[list[str]] = None):
-    """Read a recipe YAML: `model:` (XASRConfig), `train:` (TrainConfig shared by all stages) and
-    `stage1:` / `stage2:` / `stage3:` (per-stage TrainConfig overrides). `overrides` are
-    `section.key=value` strings (values parsed as YAML), e.g. `stage1.num_epochs=2`.
-    """
-    from xasr.model import XASRConfig
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such config file")
-    data = _yaml_load(path.read_text()) or {}
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"override '{item}' is not of the form section.key=value")
-        node = data
-        *parents, leaf = key.split(".")
-        for name in parents:
-            node = node.setdefault(name, {})
-        node[leaf] = _yaml_load(value)
-    unknown = set(data) - {"model", "train", "stage1", "stage2", "stage3"}
-    if unknown:
-        raise ValueError(f"{path}: unknown sections {', '.join(sorted(unknown))}")
-    model_config = XASRConfig.from_dict(data.get("model", {}))
-    train_fields = {**data.get("train", {}), **data.get(f"stage{stage}", {}), "stage": stage}
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    bad = set(train_fields) - names
-    if bad:
-        raise ValueError(f"{path}: unknown training settings {', '.join(sorted(bad))}")
-    return model_config, TrainConfig(**train_fields)

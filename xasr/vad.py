@@ -23,39 +23,12 @@ import soundfile as sf
 import torch
 
 from xasr.audio import SAMPLE_RATE, AudioError, check_audio_file, check_complete, to_mono_16k
+from xasr.config import VADConfig
 from xasr.io import short_error
 
 FRAME = 512  # samples per Silero frame at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous frame the model sees with each frame
 BATCH_FRAMES = 1024  # frames scored per model call
-
-
-@dataclass
-class VADConfig:
-    threshold: float = 0.5  # speech starts when a frame's probability reaches this
-    min_speech_seconds: float = 0.25  # shorter speech regions are dropped
-    min_silence_seconds: float = 0.5  # a pause this long ends a speech region
-    speech_pad_seconds: float = 0.2  # added before and after each region (at most min_silence_seconds)
-    max_segment_seconds: float = 20.0  # longer regions are split, at their quietest point
-    block_seconds: float = 30.0  # audio read from a file at a time
-
-    def __post_init__(self):
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), not {self.threshold}")
-        if self.min_speech_seconds < 0 or self.min_silence_seconds <= 0:
-            raise ValueError("min_speech_seconds must be >= 0 and min_silence_seconds > 0")
-        if not 0.0 <= self.speech_pad_seconds <= self.min_silence_seconds:
-            raise ValueError("speech_pad_seconds must be between 0 and min_silence_seconds "
-                             "(padding may not reach into the next segment)")
-        if self.max_segment_seconds < 1.0:
-            raise ValueError(f"max_segment_seconds must be at least 1, not {self.max_segment_seconds}")
-        if self.block_seconds <= 0:
-            raise ValueError(f"block_seconds must be > 0, not {self.block_seconds}")
-
-    @property
-    def neg_threshold(self) -> float:
-        """Inside speech, only frames below this count as silence (Silero's hysteresis)."""
-        return max(self.threshold - 0.15, 0.01)
 
 
 @dataclass

@@ -5,7 +5,8 @@ import math
 
 import torch
 
-from xasr.adapters import CFormer, CFormerConfig, FrameStackProjector, ProjectorConfig
+from xasr.adapters import CFormer, FrameStackProjector
+from xasr.config import CFormerConfig, ProjectorConfig
 
 TINY = CFormerConfig(input_dim=12, d_model=16, n_layers=2, n_heads=2, ff_mult=2, dropout=0.0, llm_hidden_size=24)
 

@@ -6,7 +6,8 @@ import random
 import pytest
 import torch
 
-from xasr.adapters import CIF, CIFConfig, integrate_and_fire
+from xasr.adapters import CIF, integrate_and_fire
+from xasr.config import CIFConfig
 
 
 def reference_cif(hidden, alphas, threshold=1.0, tail_threshold=0.5):

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from xasr.adapters.qformer import QFormer, QFormerConfig
+from xasr.adapters.qformer import QFormer
+from xasr.config import QFormerConfig
 
 
 def tiny_qformer(**overrides) -> QFormer:

@@ -1,9 +1,10 @@
 import numpy as np
 import torch
 
-from xasr.augment import AudioAugmentConfig, augment_cuts
+from xasr.augment import augment_cuts
+from xasr.config import AudioAugmentConfig, EncoderConfig
 from xasr.data.dataset import FEATURE_FIELD, SpeechTextDataset, cache_encoder_features
-from xasr.encoders import EncoderConfig, build_encoder
+from xasr.encoders import build_encoder
 
 
 class CountingEncoder(torch.nn.Module):

@@ -4,9 +4,14 @@ import numpy as np
 import pytest
 import torch
 
+from xasr.config import ConformerConfig, EncoderConfig
 from xasr.encoders import (
-    ConformerConfig, ConformerEncoder, EncoderConfig, HFSSLEncoder, WhisperEncoder, build_encoder,
-    log_mel_spectrogram, mel_filters,
+    ConformerEncoder,
+    HFSSLEncoder,
+    WhisperEncoder,
+    build_encoder,
+    log_mel_spectrogram,
+    mel_filters,
 )
 
 SECOND = 16000

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from tests.tiny import needs_packages
-from xasr.encoders.vision import VisionEncoder, VisionEncoderConfig, load_image
+from xasr.config import VisionEncoderConfig
+from xasr.encoders.vision import VisionEncoder, load_image
 
 TINY_DINOV2 = {"model_type": "dinov2", "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
                "intermediate_size": 32, "image_size": 28, "patch_size": 14}

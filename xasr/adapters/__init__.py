@@ -4,10 +4,11 @@ Speech: `adapter(features, feature_lengths, target_lengths=None) -> AdapterOutpu
 Images and video: `QFormer(patch_features, frame_mask=None) -> AdapterOutput(embeddings, lengths)`.
 """
 
-from xasr.adapters.cformer import AdapterOutput, CFormer, CFormerConfig, CFormerOutput
-from xasr.adapters.cif import CIF, CIFConfig, CIFOutput, integrate_and_fire
-from xasr.adapters.projector import FrameStackProjector, ProjectorConfig
-from xasr.adapters.qformer import QFormer, QFormerConfig
+from xasr.adapters.cformer import AdapterOutput, CFormer, CFormerOutput
+from xasr.adapters.cif import CIF, CIFOutput, integrate_and_fire
+from xasr.adapters.projector import FrameStackProjector
+from xasr.adapters.qformer import QFormer
+from xasr.config import CFormerConfig, CIFConfig, ProjectorConfig, QFormerConfig
 
 __all__ = [
     "AdapterOutput", "CFormer", "CFormerConfig", "CFormerOutput", "CIF", "CIFConfig", "CIFOutput",

@@ -15,25 +15,10 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from xasr.adapters.cif import CIF, CIFConfig, CIFOutput
-from xasr.nn import TransformerBlock, sinusoids
+from xasr.adapters.cif import CIF, CIFOutput
+from xasr.config import CFormerConfig, CIFConfig
 from xasr.encoders.base import lengths_to_mask
-
-
-@dataclass
-class CFormerConfig:
-    input_dim: int = 512  # encoder output size (set from the encoder by XASRModel)
-    d_model: int = 512
-    n_layers: int = 4
-    n_heads: int = 8
-    ff_mult: int = 4
-    dropout: float = 0.1
-    cif_threshold: float = 1.0
-    cif_kernel_size: int = 3
-    cif_conv_groups: int = 1  # 1: full convolution in the CIF weight predictor; d_model: depthwise
-    cif_tail_threshold: float = 0.5
-    llm_hidden_size: int = 576  # set from the LLM by XASRModel
-    llm_embedding_scale: float = 1.0  # factor the LLM's input-embedding module applies (set from the LLM)
+from xasr.nn import TransformerBlock, sinusoids
 
 
 @dataclass

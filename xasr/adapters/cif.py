@@ -20,16 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from xasr.config import CIFConfig
 from xasr.encoders.base import lengths_to_mask
-
-
-@dataclass
-class CIFConfig:
-    input_dim: int = 512
-    threshold: float = 1.0  # accumulated weight that fires one token
-    kernel_size: int = 3  # of the weight predictor's convolution over frames
-    conv_groups: int = 1  # 1: a full convolution; input_dim: depthwise (one filter per channel, far cheaper)
-    tail_threshold: float = 0.5  # without targets, a leftover of this many thresholds or more fires a last token
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -10,16 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xasr.adapters.cformer import AdapterOutput
+from xasr.config import ProjectorConfig
 from xasr.encoders.base import lengths_to_mask
-
-
-@dataclass
-class ProjectorConfig:
-    input_dim: int = 512  # encoder output size (set from the encoder by XASRModel)
-    stack: int = 5  # frames per output vector (Whisper's 50 Hz -> 10 Hz)
-    hidden_dim: int = 2048
-    llm_hidden_size: int = 576  # set from the LLM by XASRModel
-    llm_embedding_scale: float = 1.0  # see xasr.adapters.cformer
 
 
 class FrameStackProjector(nn.Module):

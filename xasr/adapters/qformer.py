@@ -12,28 +12,14 @@ are masked. An image is a clip of one frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
 from xasr.adapters.cformer import AdapterOutput
+from xasr.config import QFormerConfig
 from xasr.nn import TransformerBlock
-
-
-@dataclass
-class QFormerConfig:
-    input_dim: int = 384  # patch feature size (set from the vision encoder)
-    d_model: int = 384
-    num_queries: int = 32  # K: LLM embeddings per image or clip
-    n_layers: int = 2
-    n_heads: int = 6
-    ff_mult: int = 4
-    dropout: float = 0.1
-    max_frames: int = 16  # video: frame-index embeddings
-    llm_hidden_size: int = 576  # set from the LLM
-    llm_embedding_scale: float = 1.0  # set from the LLM
 
 
 class QFormer(nn.Module):

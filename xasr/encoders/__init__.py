@@ -5,35 +5,11 @@ Each has `output_dim` and `frame_rate` (output frames per second); see `SpeechEn
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional, Union
-
+from xasr.config import ConformerConfig, EncoderConfig
 from xasr.encoders.base import SpeechEncoder, lengths_to_mask
-from xasr.encoders.conformer import ConformerConfig, ConformerEncoder
+from xasr.encoders.conformer import ConformerEncoder
 from xasr.encoders.hf_ssl import HFSSLEncoder
 from xasr.encoders.whisper import WhisperEncoder, log_mel_spectrogram, mel_filters
-
-KINDS = ("whisper", "hf_ssl", "conformer")
-
-
-@dataclass
-class EncoderConfig:
-    kind: str = "whisper"  # "whisper", "hf_ssl" (wav2vec2 / HuBERT / WavLM) or "conformer" (from scratch)
-    source: Optional[str] = "whisper-base"  # xasr.hub name, local dir or hub id (whisper, hf_ssl)
-    real_length: bool = False  # whisper: encode only the real frames instead of padding to 30 s
-    min_seconds: float = 0.0  # whisper real_length: attend over at least this much (audio, then silence)
-    layer: Optional[int] = None  # output of this layer instead of the last (whisper, hf_ssl)
-    frozen: bool = True
-    normalize: Optional[bool] = None  # hf_ssl waveform normalisation; None: the source's do_normalize
-    # a transformers config as a dict with "model_type": random weights instead of `source` (tests)
-    hf_config: Optional[dict] = None
-    conformer: Union[ConformerConfig, dict] = field(default_factory=ConformerConfig)
-
-    def __post_init__(self):
-        if isinstance(self.conformer, dict):
-            self.conformer = ConformerConfig(**self.conformer)
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown encoder kind '{self.kind}': use one of {', '.join(KINDS)}")
 
 
 def build_encoder(config: EncoderConfig) -> SpeechEncoder:

@@ -6,28 +6,16 @@ same frames batched or alone. Frames: n samples -> n // 160 + 1 mel frames -> a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from xasr.config import ConformerConfig
 from xasr.encoders.base import SpeechEncoder, lengths_to_mask
 from xasr.nn import Attention
 
 WINDOW_LENGTH = 400  # 25 ms
 HOP_LENGTH = 160  # 10 ms
-
-
-@dataclass
-class ConformerConfig:
-    n_mels: int = 80
-    d_model: int = 256
-    n_layers: int = 12
-    n_heads: int = 4
-    ff_mult: int = 4
-    conv_kernel_size: int = 15
-    dropout: float = 0.1
 
 
 def log_mel_features(waveforms: Tensor, lengths: Tensor, filters: Tensor) -> tuple[Tensor, Tensor]:

@@ -8,7 +8,6 @@ on: the shorter side resized to `image_size`, a centre crop, the model's mean an
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -17,17 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from xasr.config import VisionEncoderConfig
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 Image = Union[str, Path, np.ndarray, "PIL.Image.Image"]  # noqa: F821
-
-
-@dataclass
-class VisionEncoderConfig:
-    source: Optional[str] = None  # xasr.hub name, local Hugging Face dir or hub id
-    image_size: Optional[int] = None  # None: the source's crop size, else the model's image size
-    layer: Optional[int] = None  # hidden_states[layer] instead of the last hidden state
-    hf_config: Optional[dict] = None  # a transformers config dict with "model_type": random weights (tests)
 
 
 class VisionEncoder(nn.Module):

@@ -1,0 +1,42 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xasr.config import XASRConfig, load_config_file
+
+RECIPE_CONFIG = Path(__file__).resolve().parents[1] / "egs/tts_en/asr/conf/cformer.yaml"
+
+
+def test_configs_and_the_yaml_loader_import_without_torch():
+    code = ("import sys, xasr.config; xasr.config.load_config_file(sys.argv[1], 2); "
+            "sys.exit('torch' in sys.modules and 'torch imported')")
+    result = subprocess.run([sys.executable, "-c", code, str(RECIPE_CONFIG)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_model_config_survives_its_dict_and_unknown_settings_are_named():
+    config, _ = load_config_file(RECIPE_CONFIG, 1, ["model.vision.source=tiny", "model.loss.token_negatives=7"])
+    again = XASRConfig.from_dict(config.to_dict())
+    assert again == config and again.vision.source == "tiny" and again.loss.token_negatives == 7
+    with pytest.raises(ValueError, match="unknown CFormerConfig settings: d_modle"):
+        XASRConfig.from_dict({"cformer": {"d_modle": 4}})
+
+
+def test_config_file_with_overrides(tmp_path):
+    path = tmp_path / "conf.yaml"
+    path.write_text("model:\n  adapter: projector\ntrain:\n  lr: 0.01\nstage2:\n  num_epochs: 4\n")
+    model_config, train_config = load_config_file(path, 2, ["stage2.lr=0.5", "model.loss.ctc=0.2"])
+    assert model_config.adapter == "projector" and model_config.loss.ctc == 0.2
+    assert (train_config.stage, train_config.lr, train_config.num_epochs) == (2, 0.5, 4)
+    with pytest.raises(ValueError, match="unknown training settings"):
+        load_config_file(path, 1, ["train.learning_rate=1"])
+
+
+def test_numbers_in_exponent_form_are_floats_in_files_and_overrides(tmp_path):
+    path = tmp_path / "conf.yaml"  # PyYAML alone reads 1e-4 as the string "1e-4"
+    path.write_text("train:\n  lr: 1e-4\nstage1:\n  min_lr_ratio: 5E-2\n")
+    model_config, train_config = load_config_file(path, 1, ["stage1.weight_decay=2e-3"])
+    assert (train_config.lr, train_config.min_lr_ratio, train_config.weight_decay) == (1e-4, 0.05, 2e-3)
+    assert isinstance(train_config.lr, float)
