@@ -510,7 +510,8 @@ def cache_features_command(
 ) -> None:
     """Run the frozen encoder once over CUTS and store its outputs; train on OUTPUT_DIR/cuts.jsonl.gz.
 
-    Cuts already cached in OUTPUT_DIR are not encoded again (delete the folder to recompute).
+    Cuts already cached in OUTPUT_DIR are not encoded again (delete the folder to recompute); a stopped
+    run resumes from its last checkpoint (every 2,000 cuts).
     """
     import torch
     from lhotse import CutSet

@@ -45,6 +45,35 @@ def test_cache_encodes_only_new_cuts_and_writes_exactly_the_given_set(tmp_path):
     assert encoder.encoded == 8
 
 
+def test_a_stopped_cache_run_resumes_from_its_last_checkpoint(tmp_path):
+    from lhotse import CutSet
+
+    from tests.test_train import tiny_cuts
+    from xasr.data.dataset import PARTIAL_MANIFEST
+
+    class StoppingEncoder(CountingEncoder):
+        def forward(self, waveforms, lengths):
+            if self.encoded == 5:
+                raise KeyboardInterrupt  # the run is stopped while encoding the third checkpoint's cuts
+            return super().forward(waveforms, lengths)
+
+    (tmp_path / "audio").mkdir()
+    cuts = tiny_cuts(tmp_path / "audio", n=8)
+    cache = tmp_path / "cache"
+    stopped = StoppingEncoder().eval()
+    try:
+        cache_encoder_features(stopped, cuts, cache, batch_duration=0.01, checkpoint_every=2)
+    except KeyboardInterrupt:
+        pass
+    assert stopped.encoded == 5 and not (cache / "cuts.jsonl.gz").exists()
+    assert len(CutSet.from_file(cache / PARTIAL_MANIFEST)) == 4  # two checkpoints of two cuts
+    encoder = CountingEncoder().eval()
+    resumed = cache_encoder_features(encoder, cuts, cache, batch_duration=0.01, checkpoint_every=2)
+    assert encoder.encoded == 4 and not (cache / PARTIAL_MANIFEST).exists()
+    assert [c.id for c in CutSet.from_file(cache / "cuts.jsonl.gz")] == [c.id for c in cuts]
+    assert all(c.load_custom(FEATURE_FIELD).ndim == 2 for c in resumed)
+
+
 def test_mixed_augmented_cuts_are_cached_as_plain_cuts_with_their_text(tmp_path):
     from tests.test_train import tiny_cuts
 

@@ -104,21 +104,27 @@ class SpeechTextDataset(torch.utils.data.Dataset):
 @torch.no_grad()
 def cache_encoder_features(encoder: torch.nn.Module, cuts: CutSet, storage_dir: Path | str,
                            batch_duration: float = 60.0, device: Optional[torch.device] = None,
-                           dtype: torch.dtype = torch.float16) -> CutSet:
+                           dtype: torch.dtype = torch.float16, checkpoint_every: int = 2000) -> CutSet:
     """Run the frozen encoder once over `cuts`, store its outputs (HDF5, float16 by default: half the
     disk space and reading time of float32) and return the cuts with them, in their given order.
 
     Writes `storage_dir/cuts.jsonl.gz` (exactly `cuts`). When it exists, only the cuts it lacks are
-    encoded (into a new HDF5 file beside the others), so a set that grew is not encoded again.
+    encoded (into a new HDF5 file beside the others), so a set that grew is not encoded again. Every
+    `checkpoint_every` encoded cuts the HDF5 file is closed and `cuts.partial.jsonl.gz` lists all cuts
+    cached so far, so a stopped run resumes there instead of starting over.
     """
     storage_dir = Path(storage_dir)
-    manifest = storage_dir / "cuts.jsonl.gz"
-    cached = {c.id: c for c in CutSet.from_file(manifest)} if manifest.is_file() else {}
+    manifest, partial = storage_dir / "cuts.jsonl.gz", storage_dir / PARTIAL_MANIFEST
+    cached = {c.id: c for path in (manifest, partial) if path.is_file() for c in CutSet.from_file(path)}
     cuts = cuts.to_eager()
     missing = [c for c in cuts if c.id not in cached]
     if not missing:
         log.info("encoder features of all %d cuts already cached in %s", len(cuts), storage_dir)
-        return CutSet.from_cuts(cached[c.id] for c in cuts)
+        result = CutSet.from_cuts(cached[c.id] for c in cuts)
+        if partial.is_file():
+            _write_manifest(result, manifest)
+            partial.unlink()
+        return result
     if cached:
         log.info("%d of %d cuts already cached in %s; encoding the other %d",
                  len(cuts) - len(missing), len(cuts), storage_dir, len(missing))
@@ -127,26 +133,46 @@ def cache_encoder_features(encoder: torch.nn.Module, cuts: CutSet, storage_dir: 
     frame_shift = 1.0 / encoder.frame_rate
     missing.sort(key=lambda c: c.duration, reverse=True)
     part = 0
-    while (storage_dir / _features_file(part)).exists():
-        part += 1
-    storage = storage_dir / _features_file(part)
-    with NumpyHdf5Writer(storage, mode="w") as writer, tqdm(total=len(missing), desc="encoder features") as bar:
-        batch: list = []
-        for i, cut in enumerate(missing):
-            batch.append(cut)
-            if sum(c.duration for c in batch) >= batch_duration or i == len(missing) - 1:
-                waveforms, lengths = pad_stack([cut_waveform(c) for c in batch])
-                features, feature_lengths = encoder(waveforms.to(device), lengths.to(device))
-                for c, f, n in zip(batch, features.to(dtype).cpu().numpy(), feature_lengths.tolist()):
-                    array = writer.store_array(c.id, f[:n], frame_shift=frame_shift, temporal_dim=0,
-                                               start=c.start if isinstance(c, MonoCut) else 0.0)
-                    cached[c.id] = _with_features(c, array)
-                bar.update(len(batch))
-                batch = []
+    with tqdm(total=len(missing), desc="encoder features") as bar:
+        for start in range(0, len(missing), checkpoint_every):
+            while (storage_dir / _features_file(part)).exists():
+                part += 1
+            chunk = missing[start:start + checkpoint_every]
+            with NumpyHdf5Writer(storage_dir / _features_file(part), mode="w") as writer:
+                for batch in _duration_batches(chunk, batch_duration):
+                    waveforms, lengths = pad_stack([cut_waveform(c) for c in batch])
+                    features, feature_lengths = encoder(waveforms.to(device), lengths.to(device))
+                    for c, f, n in zip(batch, features.to(dtype).cpu().numpy(), feature_lengths.tolist()):
+                        array = writer.store_array(c.id, f[:n], frame_shift=frame_shift, temporal_dim=0,
+                                                   start=c.start if isinstance(c, MonoCut) else 0.0)
+                        cached[c.id] = _with_features(c, array)
+                    bar.update(len(batch))
+            if start + checkpoint_every < len(missing):
+                _write_manifest(CutSet.from_cuts(cached[c.id] for c in cuts if c.id in cached), partial)
     result = CutSet.from_cuts(cached[c.id] for c in cuts)
-    with atomic_path(manifest, suffix=".jsonl.gz") as tmp:
-        result.to_file(tmp)
+    _write_manifest(result, manifest)
+    partial.unlink(missing_ok=True)
     return result
+
+
+PARTIAL_MANIFEST = "cuts.partial.jsonl.gz"  # the cuts a stopped cache run had finished
+
+
+def _duration_batches(cuts: list, batch_duration: float):
+    """Consecutive groups of `cuts` holding at least `batch_duration` seconds (the last may hold less)."""
+    batch: list = []
+    for cut in cuts:
+        batch.append(cut)
+        if sum(c.duration for c in batch) >= batch_duration:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _write_manifest(cuts: CutSet, path: Path) -> None:
+    with atomic_path(path, suffix=".jsonl.gz") as tmp:
+        cuts.to_file(tmp)
 
 
 def _features_file(part: int) -> str:
