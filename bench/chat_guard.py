@@ -35,6 +35,7 @@ def main() -> None:
     import torch
 
     import xasr
+    import xasr.decode
     from xasr.config import DecodeOptions
     from xasr.decode import as_inputs, transcribe
     from xasr.text import get_normalizer
@@ -43,13 +44,13 @@ def main() -> None:
     normalize = get_normalizer("english")
     model = xasr.load_model(args.model or None)
     raw: dict[str, list[dict]] = {}  # the unguarded outputs of each batch, by audio hash
-    original = model.generate
+    original = xasr.decode.generate
     counts = {"segments": 0, "replaced": 0}
 
-    def guarded(batch, num_beams=1, context=None, options=None):
+    def guarded(model, batch, num_beams=1, context=None, options=None):
         key = hashlib.sha1(batch.waveforms.numpy().tobytes()).hexdigest()
         if key not in raw:
-            raw[key] = original(batch, num_beams=num_beams, context=context,
+            raw[key] = original(model, batch, num_beams=num_beams, context=context,
                                 options=dataclasses.replace(options, min_draft_agreement=1e-9))
         results = []
         for result in raw[key]:
@@ -62,7 +63,7 @@ def main() -> None:
             results.append(result)
         return results
 
-    model.generate = guarded
+    xasr.decode.generate = guarded
     sets = [load_set(spec) for spec in args.sets]
     tmp = tempfile.TemporaryDirectory()
     if args.long_form_minutes:

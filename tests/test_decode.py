@@ -27,160 +27,20 @@ from xasr.decode import (
     unique_ids,
     words_with_times,
 )
-from xasr.llm import greedy_generate, loop_start, trim_loop
+from xasr.generation import generate
 from xasr.model import XASRModel
 
 
-# ---- generation ---------------------------------------------------------------------------------
-def test_greedy_loop_with_kv_cache_matches_transformers_generate():
-    tokenizer = tiny_tokenizer()
-    model = tiny_llama(tokenizer, seed=3)
-    torch.manual_seed(0)
-    embeds = torch.randn(3, 7, 32)
-    mask = torch.ones(3, 7, dtype=torch.long)
-    mask[1, :3] = 0  # left padding
-    mask[2, :1] = 0
-    eos = tokenizer.eos_token_id
-    ours = greedy_generate(model, embeds, mask, [12, 12, 12], eos)
-    theirs = model.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=12, do_sample=False,
-                            eos_token_id=eos, pad_token_id=tokenizer.pad_token_id).tolist()
-    for a, b in zip(ours, theirs):
-        b = b[: b.index(eos)] if eos in b else b
-        assert a == b
-
-
-def test_each_item_keeps_its_own_budget():
-    tokenizer = tiny_tokenizer()
-    model = tiny_llama(tokenizer, seed=3)
-    out = greedy_generate(model, torch.randn(2, 5, 32), torch.ones(2, 5, dtype=torch.long), [2, 9],
-                          eos_token_id=-1)  # an id never written: only the budget stops
-    assert [len(t) for t in out] == [2, 9]
-
-
-def test_loop_guard_finds_and_trims_repeating_tails():
-    assert loop_start([1, 2, 3, 4]) is None
-    assert loop_start([5, 7, 7, 7]) == 2  # keep one 7
-    assert loop_start([1, 8, 9, 8, 9, 8, 9]) == 3  # keep one "8 9"
-    assert loop_start([1, 8, 9, 8, 9]) is None  # a short pattern said twice may be speech
-    sentence = list(range(10, 28))  # an 18-token sentence said twice and a half: cut to one copy
-    assert loop_start([1, 2] + sentence * 2 + sentence[:11]) == 2 + len(sentence)
-    assert loop_start([1, 2] + sentence + sentence[:11]) is None  # one copy and a part: not yet
-    # repeats the speech announced (CIF count) stay: "one one one one" said four times
-    assert trim_loop([4, 4, 4, 4], keep=4) == [4, 4, 4, 4]
-    assert trim_loop([4, 4, 4, 4, 4, 4, 4, 4], keep=4) == [4, 4, 4, 4]
-    assert trim_loop([1, 2, 3, 9, 9, 9, 9, 9], keep=3) == [1, 2, 3, 9]
-
-
-def test_generation_budget_follows_the_cif_count():
-    model = tiny_model(dropout=0.0).eval()
-    options = GenerationOptions(budget_factor=1.0, budget_extra=2, loop_repeats=1000)
-    for result in model.generate(tiny_batch(), options=options):
-        assert len(result["token_ids"]) <= result["cif_tokens"] + 2
-        assert result["alphas"].ndim == 1
-
-
-def test_nothing_fired_means_an_empty_transcript_without_the_llm(monkeypatch):
-    model = tiny_model(dropout=0.0).eval()
-    with torch.no_grad():
-        model.adapter.cif.weight_proj.bias.fill_(-30.0)  # alphas ~ 0: no token fires
-    monkeypatch.setattr("xasr.model.greedy_generate", lambda *a, **k: pytest.fail("the LLM was called"))
-    assert [r["text"] for r in model.generate(tiny_batch())] == ["", ""]
-
-
-
-def test_cif_search_is_the_token_head_argmax_without_the_llm(monkeypatch):
-    model = tiny_model(dropout=0.0).eval()
-    batch = tiny_batch()
-    with torch.no_grad():
-        out = model.adapter(*model.encode(batch))
-        expected = [model.token_head(out.embeddings[b, :n]).argmax(-1).tolist()
-                    for b, n in enumerate(out.lengths.tolist())]
-    assert any(expected)
-    monkeypatch.setattr("xasr.model.greedy_generate", lambda *a, **k: pytest.fail("the LLM was called"))
-    results = model.generate(batch, options=GenerationOptions(search="cif", collapse_repeats=False))
-    assert [r["token_ids"] for r in results] == expected
-    assert [r["text"] for r in results] == [model.llm.template.decode(ids) for ids in expected]
-    assert all(len(r["token_ids"]) == r["cif_tokens"] for r in results)
-    assert any(a == b for ids in expected for a, b in zip(ids, ids[1:]))  # a random head repeats itself
-    collapsed = model.generate(batch, options=GenerationOptions(search="cif"))
-    assert [r["token_ids"] for r in collapsed] == [[t for k, t in enumerate(ids) if k == 0 or t != ids[k - 1]]
-                                                    for ids in expected]
-    with pytest.raises(ValueError, match="one beam"):
-        model.generate(batch, num_beams=2, options=GenerationOptions(search="cif"))
-    with pytest.raises(ValueError, match="unknown search"):
-        GenerationOptions(search="fast")
-
-
-def test_draft_generate_writes_what_greedy_writes_in_fewer_passes_with_a_good_draft():
-    import random
-
-    from xasr.llm import draft_generate
-
-    tokenizer = tiny_tokenizer()
-    eos = tokenizer.eos_token_id
-    for seed in range(4):
-        model = tiny_llama(tokenizer, seed=seed).eval()
-        torch.manual_seed(seed)
-        embeds = torch.randn(3, 7, 32)
-        mask = torch.ones(3, 7, dtype=torch.long)
-        mask[1, :3] = 0  # left padding
-        mask[2, :1] = 0
-        budgets = [20, 15, 25]
-        with torch.no_grad():
-            reference = greedy_generate(model, embeds, mask, budgets, eos)
-            rng = random.Random(seed)
-            noisy = [[t if rng.random() < 0.7 else rng.randrange(60) for t in r] for r in reference]
-            shifted = [r[1:] for r in reference]  # a draft that lost a token
-            for drafts in (reference, noisy, shifted, [[], [], []]):
-                stats = {}
-                probabilities: list = []
-                assert draft_generate(model, embeds, mask, budgets, eos, drafts, stats=stats,
-                                      probabilities=probabilities) == reference
-                assert [len(p) for p in probabilities] == [len(r) for r in reference]
-                if drafts is reference:
-                    assert stats["forward_passes"] <= 3  # prompt, then 16 tokens a pass
-            stop = lambda b, tokens: len(tokens) >= 4  # noqa: E731 (a stop rule ends items early)
-            assert draft_generate(model, embeds, mask, budgets, eos, reference, should_stop=stop) == \
-                greedy_generate(model, embeds, mask, budgets, eos, should_stop=stop)
-
-
-def test_draft_search_gives_the_greedy_transcript_of_the_model():
-    model = tiny_model(dropout=0.0).eval()
-    batch = tiny_batch(seconds=(1.0, 0.6, 0.8), texts=("a", "b", "c"))
-    greedy = model.generate(batch, options=GenerationOptions(search="greedy"))
-    draft = model.generate(batch, options=GenerationOptions(search="draft"))
-    assert [r["token_ids"] for r in draft] == [r["token_ids"] for r in greedy]
-    assert [r["text"] for r in draft] == [r["text"] for r in greedy]
-
-
-def test_chat_guard_replaces_a_transcript_that_left_the_cif_draft():
-    from xasr.model import word_agreement
-
-    assert word_agreement("The cat sat.", "the cat sat") == 1.0
-    assert word_agreement("the speech is a classic example of rhetoric", "the cat sat") < 0.3
-    assert word_agreement("", "") == 1.0 and word_agreement("a", "") == 0.0
-    model = tiny_model(dropout=0.0).eval()
-    batch = tiny_batch()
-    plain = model.generate(batch, options=GenerationOptions())
-    assert all("draft_agreement" not in r for r in plain)  # the guard is off by default
-    always = model.generate(batch, options=GenerationOptions(min_draft_agreement=1.01))
-    drafts = model.generate(batch, options=GenerationOptions(search="cif"))
-    assert [r["token_ids"] for r in always] == [r["token_ids"] for r in drafts]
-    assert all(r["guarded"] and 0 <= r["draft_agreement"] <= 1 for r in always)
-    lenient = model.generate(batch, options=GenerationOptions(min_draft_agreement=1e-9))
-    kept = [r for r in lenient if r["draft_agreement"] > 0]
-    assert all(not r.get("guarded") for r in kept)
-    assert [r["token_ids"] for r in lenient] == [
-        p["token_ids"] if r["draft_agreement"] > 0 else d["token_ids"] for r, p, d in zip(lenient, plain, drafts)]
-
+# ---- decoding options ---------------------------------------------------------------------------
 def test_the_model_config_sets_the_default_search_and_decode_options_override_it(monkeypatch):
+    import xasr.decode
     from xasr.config import DecodeOptions
     from xasr.decode import AudioInput, transcribe
 
     model = tiny_model(dropout=0.0).eval()
     seen = []
-    original = model.generate
-    monkeypatch.setattr(model, "generate", lambda *a, options=None, **k: seen.append(options.search) or original(
+    original = xasr.decode.generate
+    monkeypatch.setattr(xasr.decode, "generate", lambda *a, options=None, **k: seen.append(options.search) or original(
         *a, options=options, **k))
     item = AudioInput(id="a", samples=0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32))
     model.config.generation = GenerationOptions(search="cif")
@@ -191,6 +51,7 @@ def test_the_model_config_sets_the_default_search_and_decode_options_override_it
     old = model.config.to_dict()
     del old["generation"]  # config.json written before the field existed
     assert XASRConfig.from_dict(old).generation.search == "greedy"
+
 
 # ---- timestamps ---------------------------------------------------------------------------------
 def test_level_crossings_and_token_times_from_cif_weights():
@@ -221,7 +82,7 @@ def test_words_are_timed_by_their_tokens():
 @pytest.mark.parametrize("search", ["greedy", "cif"])
 def test_token_probabilities_are_those_of_the_chosen_tokens(search):
     model = tiny_model(dropout=0.0).eval()
-    results = model.generate(tiny_batch(), options=GenerationOptions(search=search, loop_repeats=1000))
+    results = generate(model, tiny_batch(), options=GenerationOptions(search=search, loop_repeats=1000))
     assert any(r["token_ids"] for r in results)
     for r in results:
         assert len(r["token_probs"]) == len(r["token_ids"]) and all(0 < p <= 1 for p in r["token_probs"])
@@ -254,7 +115,7 @@ def test_context_enters_the_prompt_and_changes_the_output_but_not_the_transcript
                                                    template=with_context)[:2]).logits[0, -1]
     assert not torch.allclose(plain, biased)
     # only written tokens form the transcript, never the prompt's
-    for result in model.generate(tiny_batch(), context=context):
+    for result in generate(model, tiny_batch(), context=context):
         assert "Context" not in result["text"] and "Strigiformes" not in result["text"]
 
 
@@ -269,8 +130,8 @@ def test_context_copied_by_the_llm_does_not_leak(tmp_path, monkeypatch):
     model = tiny_model(dropout=0.0).eval()
     context = DecodeOptions(context="weather report").prompt_context()
     echo = model.llm.tokenizer(context + " sunny today", add_special_tokens=False)["input_ids"]
-    monkeypatch.setattr("xasr.model.greedy_generate", lambda model_, embeds, *a, **k: [echo] * len(embeds))
-    monkeypatch.setattr("xasr.model.trim_loop", lambda ids, **k: list(ids))
+    monkeypatch.setattr("xasr.generation.greedy_generate", lambda model_, embeds, *a, **k: [echo] * len(embeds))
+    monkeypatch.setattr("xasr.generation.trim_loop", lambda ids, **k: list(ids))
     samples = 0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
     [transcript] = transcribe(model, [AudioInput("a", samples=samples)],
                               DecodeOptions(context="weather report", vad="never",

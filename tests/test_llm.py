@@ -94,7 +94,7 @@ def test_transcript_loss_on_the_cached_prefix_equals_the_full_forward():
 
 
 def test_greedy_generation_on_the_cached_prefix_writes_the_same_tokens():
-    from xasr.llm import greedy_generate
+    from xasr.generation import greedy_generate
 
     llm = make_llm()
     speech, _ = _speech_and_targets(llm)

@@ -8,6 +8,7 @@ import torch
 from tests.tiny import tiny_llama, tiny_tokenizer
 from xasr.config import CFormerConfig, EncoderConfig, LLMConfig, LossConfig, ProjectorConfig, XASRConfig
 from xasr.encoders import build_encoder
+from xasr.generation import generate
 from xasr.llm import LLM
 from xasr.model import Batch, XASRModel
 
@@ -70,7 +71,7 @@ def test_generate_returns_text_per_item(adapter):
     model = tiny_model(adapter).eval()
     batch = tiny_batch()
     batch.texts = None
-    results = model.generate(batch)
+    results = generate(model, batch)
     assert [r["id"] for r in results] == ["u0", "u1"]
     assert all(isinstance(r["text"], str) for r in results)
 
@@ -91,7 +92,7 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path):
     for key in a:
         torch.testing.assert_close(a[key], b[key])
     batch.texts = None
-    assert model.generate(batch)[0]["token_ids"] == loaded.generate(batch)[0]["token_ids"]
+    assert generate(model, batch)[0]["token_ids"] == generate(loaded, batch)[0]["token_ids"]
 
 
 def test_load_refuses_different_frozen_weights(tmp_path):
@@ -230,7 +231,7 @@ def test_image_model_round_trips_and_a_speech_model_gains_a_fresh_image_adapter(
     batch = with_images(tiny_batch())
     with torch.no_grad():
         assert torch.allclose(model.image_embeddings(batch)[0], loaded.image_embeddings(batch)[0])
-        assert model.generate(batch)[0]["token_ids"] == loaded.generate(batch)[0]["token_ids"]
+        assert generate(model, batch)[0]["token_ids"] == generate(loaded, batch)[0]["token_ids"]
     speech = tiny_model(dropout=0.0)
     speech.save_pretrained(tmp_path / "speech")
     grown = XASRModel.load(tmp_path / "speech", encoder=speech.encoder, llm=speech.llm, config=model.config)

@@ -30,6 +30,7 @@ import torch
 from xasr.audio import SAMPLE_RATE, AudioError, load_audio, to_mono_16k
 from xasr.config import DecodeOptions
 from xasr.data.batch import Batch, pad_stack
+from xasr.generation import generate
 from xasr.io import read_lines, short_error
 from xasr.model import XASRModel
 from xasr.transcript import Segment, Transcript, Word
@@ -349,7 +350,7 @@ def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions
         if pictures is not None:
             batch.images, batch.image_frames = pictures([pieces[i].image for i in chosen])
         batch = batch.to(device)
-        outputs = model.generate(batch, num_beams=options.num_beams, context=context,
+        outputs = generate(model, batch, num_beams=options.num_beams, context=context,
                                  options=generation)
         wall = time.time() - started
         total_seconds = sum(pieces[i].seconds for i in chosen)

@@ -4,10 +4,8 @@ optionally a frozen vision encoder -> Q-Former whose embeddings stand for `<imag
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -20,29 +18,18 @@ from torch import nn
 
 from xasr.adapters import CFormer, FrameStackProjector, QFormer
 from xasr.augment import mask_frames
-from xasr.config import TOKEN_HEAD_SEARCHES, GenerationOptions, XASRConfig
+from xasr.config import XASRConfig
 from xasr.data.batch import Batch
 from xasr.encoders import build_encoder
 from xasr.encoders.vision import VisionEncoder
 from xasr.io import short_error
-from xasr.llm import LLM, draft_generate, greedy_generate, loop_start, trim_loop, with_lora
+from xasr.llm import LLM, with_lora
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "adapter.safetensors"
 LORA_DIR = "lora"
-
-
-def word_agreement(text: str, other: str) -> float:
-    """How far two transcripts share their words in order (difflib ratio over lowercase words, 0..1)."""
-    def words(t: str) -> list[str]:
-        return ["".join(ch for ch in w if ch.isalnum()) for w in t.lower().split()]
-
-    a, b = words(text), words(other)
-    if not a and not b:
-        return 1.0
-    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
 def _get(config, dotted: str):
@@ -197,108 +184,6 @@ class XASRModel(nn.Module):
         flat = torch.tensor([i for t in targets for i in t], device=features.device)
         target_lengths = torch.tensor([len(t) for t in targets], device=features.device)
         return F.ctc_loss(log_probs, flat, feature_lengths, target_lengths, blank=blank, zero_infinity=True)
-
-    # ---- decoding -----------------------------------------------------------------------------
-    @torch.no_grad()
-    def generate(self, batch: Batch, num_beams: int = 1, context: Optional[str] = None,
-                 options: Optional["GenerationOptions"] = None) -> list[dict]:
-        """Transcribe a batch: one dict per item with `text`, `token_ids` and, for the C-Former,
-        `cif_tokens` and the CIF weights `alphas` (one per encoder frame, for timestamps).
-
-        Each item may write as many tokens as its CIF fired (times a slack factor); the projector,
-        which announces no count, gets a budget from the audio duration. `context` (names, topic,
-        hotwords) joins the prompt but never the transcript.
-        """
-        options = options or self.config.generation
-        if options.search in TOKEN_HEAD_SEARCHES and (self.config.adapter != "cformer" or num_beams > 1):
-            raise ValueError(f"search '{options.search}' reads the C-Former's token head: it needs the cformer "
-                             "adapter and one beam")
-        features, feature_lengths = self.encode(batch)
-        out = self.adapter(features, feature_lengths)
-        lengths = out.lengths.tolist()
-        if out.cif is not None:  # tokens the adapter announced
-            expected = lengths
-        else:
-            expected = [math.ceil(options.tokens_per_second * n / self.encoder.frame_rate)
-                        for n in feature_lengths.tolist()]
-        budgets = [math.ceil(options.budget_factor * n) + options.budget_extra for n in expected]
-        results = [{"id": batch.ids[b], "text": "", "token_ids": []} for b in range(len(batch.ids))]
-        if out.cif is not None:
-            for b, result in enumerate(results):
-                result["cif_tokens"] = lengths[b]
-                result["alphas"] = out.cif.alphas[b, : int(feature_lengths[b])].float().cpu()
-        if options.search == "cif":  # one token per fired vector, no LLM
-            for b, result in enumerate(results):
-                ids, probs = self._draft(out.embeddings[b, : lengths[b]], options.collapse_repeats)
-                result.update(token_ids=ids, token_probs=probs, text=self.llm.template.decode(ids))
-            return results
-        # nothing fired: nothing was said, and an LLM given no speech would only make something up
-        speaking = [b for b in range(len(results)) if lengths[b] > 0]
-        if not speaking:
-            return results
-        template = self.llm.template_with_context(context)
-        speech = self._modalities([out.embeddings[b, : lengths[b]] for b in speaking], batch, speaking, template)
-        drafts = {}  # (token ids, probabilities) of each item's CIF draft, for the draft search and the guard
-        if out.cif is not None and (options.search == "draft" or options.min_draft_agreement > 0):
-            drafts = {b: self._draft(out.embeddings[b, : lengths[b]], options.collapse_repeats) for b in speaking}
-
-        def is_looping(row: int, tokens: list[int]) -> bool:
-            return len(tokens) > expected[speaking[row]] and loop_start(tokens, options.loop_repeats) is not None
-
-        probabilities: list[list[float]] = []  # greedy search only
-        if num_beams == 1 and not options.hf_generate:
-            # the prompt text before <speech> comes from the cache; the padding goes between it and the speech
-            cache, prefix = self.llm.prefix_cache(template, len(speaking))
-            embeds, mask, _ = self.llm.build_inputs(speech, padding_side="left", template=template,
-                                                    with_prefix=cache is None)
-            mask = torch.cat([mask.new_ones(len(speaking), prefix), mask], dim=1)
-            if options.search == "draft":
-                token_ids = draft_generate(self.llm.model, embeds, mask, [budgets[b] for b in speaking],
-                                           template.eos_token_id, [drafts[b][0] for b in speaking],
-                                           should_stop=is_looping, cache=cache,
-                                           probabilities=probabilities, stats=self.generation_stats)
-            else:
-                token_ids = greedy_generate(self.llm.model, embeds, mask, [budgets[b] for b in speaking],
-                                            template.eos_token_id, should_stop=is_looping, cache=cache,
-                                            probabilities=probabilities)
-                self.generation_stats["forward_passes"] = (self.generation_stats.get("forward_passes", 0)
-                                                           + 1 + max((len(t) for t in token_ids), default=0))
-        else:
-            embeds, mask, _ = self.llm.build_inputs(speech, padding_side="left", template=template)
-            token_ids = self.llm.generate(embeds, mask, max_new_tokens=max(budgets[b] for b in speaking),
-                                          num_beams=num_beams)
-        for row, b in enumerate(speaking):
-            ids = trim_loop(token_ids[row][: budgets[b]], keep=expected[b], repeats=options.loop_repeats)
-            results[b]["token_ids"] = ids
-            results[b]["text"] = template.decode(ids)
-            if probabilities:
-                results[b]["token_probs"] = probabilities[row][: len(ids)]
-            self.generation_stats["tokens"] = self.generation_stats.get("tokens", 0) + len(ids)
-        if options.min_draft_agreement > 0 and drafts:
-            for b in speaking:
-                draft, draft_probs = drafts[b]
-                agreement = word_agreement(results[b]["text"], template.decode(draft))
-                results[b].update(draft_token_ids=draft, draft_agreement=agreement)
-                if agreement < options.min_draft_agreement:
-                    results[b].update(token_ids=draft, token_probs=draft_probs, text=template.decode(draft),
-                                      guarded=True)
-        return results
-
-    def _draft(self, embeddings: torch.Tensor, collapse_repeats: bool = False) -> tuple[list[int], list[float]]:
-        """The CIF draft of one item's vectors: the token head's argmax and its probability; with
-        `collapse_repeats`, a run of one token counts once (with its highest probability)."""
-        best = self.token_head(embeddings).softmax(-1).max(-1)
-        ids, probs = best.indices.tolist(), best.values.tolist()
-        if not collapse_repeats:
-            return ids, probs
-        kept_ids, kept_probs = [], []
-        for token, probability in zip(ids, probs):
-            if kept_ids and kept_ids[-1] == token:
-                kept_probs[-1] = max(kept_probs[-1], probability)
-            else:
-                kept_ids.append(token)
-                kept_probs.append(probability)
-        return kept_ids, kept_probs
 
     def transcribe(self, inputs, **options) -> list:
         """Transcripts of audio files, directories, globs or 16 kHz arrays ((array, rate) pairs too).

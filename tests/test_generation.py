@@ -1,0 +1,153 @@
+"""Generation: the KV-cached greedy and draft loops, budgets, loop and chat guards, the searches."""
+
+import pytest
+import torch
+
+from tests.test_model import tiny_batch, tiny_model
+from tests.test_vad import concatenate, utterances  # noqa: F401 (a fixture)
+from tests.tiny import tiny_llama, tiny_tokenizer
+from xasr.config import GenerationOptions
+from xasr.generation import generate, greedy_generate, loop_start, trim_loop
+
+
+# ---- generation ---------------------------------------------------------------------------------
+def test_greedy_loop_with_kv_cache_matches_transformers_generate():
+    tokenizer = tiny_tokenizer()
+    model = tiny_llama(tokenizer, seed=3)
+    torch.manual_seed(0)
+    embeds = torch.randn(3, 7, 32)
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[1, :3] = 0  # left padding
+    mask[2, :1] = 0
+    eos = tokenizer.eos_token_id
+    ours = greedy_generate(model, embeds, mask, [12, 12, 12], eos)
+    theirs = model.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=12, do_sample=False,
+                            eos_token_id=eos, pad_token_id=tokenizer.pad_token_id).tolist()
+    for a, b in zip(ours, theirs):
+        b = b[: b.index(eos)] if eos in b else b
+        assert a == b
+
+
+def test_each_item_keeps_its_own_budget():
+    tokenizer = tiny_tokenizer()
+    model = tiny_llama(tokenizer, seed=3)
+    out = greedy_generate(model, torch.randn(2, 5, 32), torch.ones(2, 5, dtype=torch.long), [2, 9],
+                          eos_token_id=-1)  # an id never written: only the budget stops
+    assert [len(t) for t in out] == [2, 9]
+
+
+def test_loop_guard_finds_and_trims_repeating_tails():
+    assert loop_start([1, 2, 3, 4]) is None
+    assert loop_start([5, 7, 7, 7]) == 2  # keep one 7
+    assert loop_start([1, 8, 9, 8, 9, 8, 9]) == 3  # keep one "8 9"
+    assert loop_start([1, 8, 9, 8, 9]) is None  # a short pattern said twice may be speech
+    sentence = list(range(10, 28))  # an 18-token sentence said twice and a half: cut to one copy
+    assert loop_start([1, 2] + sentence * 2 + sentence[:11]) == 2 + len(sentence)
+    assert loop_start([1, 2] + sentence + sentence[:11]) is None  # one copy and a part: not yet
+    # repeats the speech announced (CIF count) stay: "one one one one" said four times
+    assert trim_loop([4, 4, 4, 4], keep=4) == [4, 4, 4, 4]
+    assert trim_loop([4, 4, 4, 4, 4, 4, 4, 4], keep=4) == [4, 4, 4, 4]
+    assert trim_loop([1, 2, 3, 9, 9, 9, 9, 9], keep=3) == [1, 2, 3, 9]
+
+
+def test_generation_budget_follows_the_cif_count():
+    model = tiny_model(dropout=0.0).eval()
+    options = GenerationOptions(budget_factor=1.0, budget_extra=2, loop_repeats=1000)
+    for result in generate(model, tiny_batch(), options=options):
+        assert len(result["token_ids"]) <= result["cif_tokens"] + 2
+        assert result["alphas"].ndim == 1
+
+
+def test_nothing_fired_means_an_empty_transcript_without_the_llm(monkeypatch):
+    model = tiny_model(dropout=0.0).eval()
+    with torch.no_grad():
+        model.adapter.cif.weight_proj.bias.fill_(-30.0)  # alphas ~ 0: no token fires
+    monkeypatch.setattr("xasr.generation.greedy_generate", lambda *a, **k: pytest.fail("the LLM was called"))
+    assert [r["text"] for r in generate(model, tiny_batch())] == ["", ""]
+
+
+
+def test_cif_search_is_the_token_head_argmax_without_the_llm(monkeypatch):
+    model = tiny_model(dropout=0.0).eval()
+    batch = tiny_batch()
+    with torch.no_grad():
+        out = model.adapter(*model.encode(batch))
+        expected = [model.token_head(out.embeddings[b, :n]).argmax(-1).tolist()
+                    for b, n in enumerate(out.lengths.tolist())]
+    assert any(expected)
+    monkeypatch.setattr("xasr.generation.greedy_generate", lambda *a, **k: pytest.fail("the LLM was called"))
+    results = generate(model, batch, options=GenerationOptions(search="cif", collapse_repeats=False))
+    assert [r["token_ids"] for r in results] == expected
+    assert [r["text"] for r in results] == [model.llm.template.decode(ids) for ids in expected]
+    assert all(len(r["token_ids"]) == r["cif_tokens"] for r in results)
+    assert any(a == b for ids in expected for a, b in zip(ids, ids[1:]))  # a random head repeats itself
+    collapsed = generate(model, batch, options=GenerationOptions(search="cif"))
+    assert [r["token_ids"] for r in collapsed] == [[t for k, t in enumerate(ids) if k == 0 or t != ids[k - 1]]
+                                                    for ids in expected]
+    with pytest.raises(ValueError, match="one beam"):
+        generate(model, batch, num_beams=2, options=GenerationOptions(search="cif"))
+    with pytest.raises(ValueError, match="unknown search"):
+        GenerationOptions(search="fast")
+
+
+def test_draft_generate_writes_what_greedy_writes_in_fewer_passes_with_a_good_draft():
+    import random
+
+    from xasr.generation import draft_generate
+
+    tokenizer = tiny_tokenizer()
+    eos = tokenizer.eos_token_id
+    for seed in range(4):
+        model = tiny_llama(tokenizer, seed=seed).eval()
+        torch.manual_seed(seed)
+        embeds = torch.randn(3, 7, 32)
+        mask = torch.ones(3, 7, dtype=torch.long)
+        mask[1, :3] = 0  # left padding
+        mask[2, :1] = 0
+        budgets = [20, 15, 25]
+        with torch.no_grad():
+            reference = greedy_generate(model, embeds, mask, budgets, eos)
+            rng = random.Random(seed)
+            noisy = [[t if rng.random() < 0.7 else rng.randrange(60) for t in r] for r in reference]
+            shifted = [r[1:] for r in reference]  # a draft that lost a token
+            for drafts in (reference, noisy, shifted, [[], [], []]):
+                stats = {}
+                probabilities: list = []
+                assert draft_generate(model, embeds, mask, budgets, eos, drafts, stats=stats,
+                                      probabilities=probabilities) == reference
+                assert [len(p) for p in probabilities] == [len(r) for r in reference]
+                if drafts is reference:
+                    assert stats["forward_passes"] <= 3  # prompt, then 16 tokens a pass
+            stop = lambda b, tokens: len(tokens) >= 4  # noqa: E731 (a stop rule ends items early)
+            assert draft_generate(model, embeds, mask, budgets, eos, reference, should_stop=stop) == \
+                greedy_generate(model, embeds, mask, budgets, eos, should_stop=stop)
+
+
+def test_draft_search_gives_the_greedy_transcript_of_the_model():
+    model = tiny_model(dropout=0.0).eval()
+    batch = tiny_batch(seconds=(1.0, 0.6, 0.8), texts=("a", "b", "c"))
+    greedy = generate(model, batch, options=GenerationOptions(search="greedy"))
+    draft = generate(model, batch, options=GenerationOptions(search="draft"))
+    assert [r["token_ids"] for r in draft] == [r["token_ids"] for r in greedy]
+    assert [r["text"] for r in draft] == [r["text"] for r in greedy]
+
+
+def test_chat_guard_replaces_a_transcript_that_left_the_cif_draft():
+    from xasr.generation import word_agreement
+
+    assert word_agreement("The cat sat.", "the cat sat") == 1.0
+    assert word_agreement("the speech is a classic example of rhetoric", "the cat sat") < 0.3
+    assert word_agreement("", "") == 1.0 and word_agreement("a", "") == 0.0
+    model = tiny_model(dropout=0.0).eval()
+    batch = tiny_batch()
+    plain = generate(model, batch, options=GenerationOptions())
+    assert all("draft_agreement" not in r for r in plain)  # the guard is off by default
+    always = generate(model, batch, options=GenerationOptions(min_draft_agreement=1.01))
+    drafts = generate(model, batch, options=GenerationOptions(search="cif"))
+    assert [r["token_ids"] for r in always] == [r["token_ids"] for r in drafts]
+    assert all(r["guarded"] and 0 <= r["draft_agreement"] <= 1 for r in always)
+    lenient = generate(model, batch, options=GenerationOptions(min_draft_agreement=1e-9))
+    kept = [r for r in lenient if r["draft_agreement"] > 0]
+    assert all(not r.get("guarded") for r in kept)
+    assert [r["token_ids"] for r in lenient] == [
+        p["token_ids"] if r["draft_agreement"] > 0 else d["token_ids"] for r, p, d in zip(lenient, plain, drafts)]

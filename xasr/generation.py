@@ -1,0 +1,305 @@
+"""Decoding policy: how a model turns a batch into token ids.
+
+`generate` holds the searches (`greedy` with optional beams, `draft`, `cif`), the token budgets the
+CIF count sets, the loop guard and the chat guard; the KV-cached greedy and draft loops over the
+frozen LLM are below it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import nn
+
+from xasr.config import TOKEN_HEAD_SEARCHES, GenerationOptions
+from xasr.data.batch import Batch
+from xasr.model import XASRModel
+
+
+@torch.no_grad()
+def generate(model: XASRModel, batch: Batch, num_beams: int = 1, context: Optional[str] = None,
+             options: Optional[GenerationOptions] = None) -> list[dict]:
+    """Transcribe a batch: one dict per item with `text`, `token_ids` and, for the C-Former,
+    `cif_tokens` and the CIF weights `alphas` (one per encoder frame, for timestamps).
+
+    Each item may write as many tokens as its CIF fired (times a slack factor); the projector,
+    which announces no count, gets a budget from the audio duration. `context` (names, topic,
+    hotwords) joins the prompt but never the transcript.
+    """
+    options = options or model.config.generation
+    if options.search in TOKEN_HEAD_SEARCHES and (model.config.adapter != "cformer" or num_beams > 1):
+        raise ValueError(f"search '{options.search}' reads the C-Former's token head: it needs the cformer "
+                         "adapter and one beam")
+    features, feature_lengths = model.encode(batch)
+    out = model.adapter(features, feature_lengths)
+    lengths = out.lengths.tolist()
+    if out.cif is not None:  # tokens the adapter announced
+        expected = lengths
+    else:
+        expected = [math.ceil(options.tokens_per_second * n / model.encoder.frame_rate)
+                    for n in feature_lengths.tolist()]
+    budgets = [math.ceil(options.budget_factor * n) + options.budget_extra for n in expected]
+    results = [{"id": batch.ids[b], "text": "", "token_ids": []} for b in range(len(batch.ids))]
+    if out.cif is not None:
+        for b, result in enumerate(results):
+            result["cif_tokens"] = lengths[b]
+            result["alphas"] = out.cif.alphas[b, : int(feature_lengths[b])].float().cpu()
+    if options.search == "cif":  # one token per fired vector, no LLM
+        for b, result in enumerate(results):
+            ids, probs = cif_draft(model, out.embeddings[b, : lengths[b]], options.collapse_repeats)
+            result.update(token_ids=ids, token_probs=probs, text=model.llm.template.decode(ids))
+        return results
+    # nothing fired: nothing was said, and an LLM given no speech would only make something up
+    speaking = [b for b in range(len(results)) if lengths[b] > 0]
+    if not speaking:
+        return results
+    template = model.llm.template_with_context(context)
+    speech = model._modalities([out.embeddings[b, : lengths[b]] for b in speaking], batch, speaking, template)
+    drafts = {}  # (token ids, probabilities) of each item's CIF draft, for the draft search and the guard
+    if out.cif is not None and (options.search == "draft" or options.min_draft_agreement > 0):
+        drafts = {b: cif_draft(model, out.embeddings[b, : lengths[b]], options.collapse_repeats) for b in speaking}
+
+    def is_looping(row: int, tokens: list[int]) -> bool:
+        return len(tokens) > expected[speaking[row]] and loop_start(tokens, options.loop_repeats) is not None
+
+    probabilities: list[list[float]] = []  # greedy search only
+    if num_beams == 1 and not options.hf_generate:
+        # the prompt text before <speech> comes from the cache; the padding goes between it and the speech
+        cache, prefix = model.llm.prefix_cache(template, len(speaking))
+        embeds, mask, _ = model.llm.build_inputs(speech, padding_side="left", template=template,
+                                                with_prefix=cache is None)
+        mask = torch.cat([mask.new_ones(len(speaking), prefix), mask], dim=1)
+        if options.search == "draft":
+            token_ids = draft_generate(model.llm.model, embeds, mask, [budgets[b] for b in speaking],
+                                       template.eos_token_id, [drafts[b][0] for b in speaking],
+                                       should_stop=is_looping, cache=cache,
+                                       probabilities=probabilities, stats=model.generation_stats)
+        else:
+            token_ids = greedy_generate(model.llm.model, embeds, mask, [budgets[b] for b in speaking],
+                                        template.eos_token_id, should_stop=is_looping, cache=cache,
+                                        probabilities=probabilities)
+            model.generation_stats["forward_passes"] = (model.generation_stats.get("forward_passes", 0)
+                                                       + 1 + max((len(t) for t in token_ids), default=0))
+    else:
+        embeds, mask, _ = model.llm.build_inputs(speech, padding_side="left", template=template)
+        token_ids = model.llm.generate(embeds, mask, max_new_tokens=max(budgets[b] for b in speaking),
+                                      num_beams=num_beams)
+    for row, b in enumerate(speaking):
+        ids = trim_loop(token_ids[row][: budgets[b]], keep=expected[b], repeats=options.loop_repeats)
+        results[b]["token_ids"] = ids
+        results[b]["text"] = template.decode(ids)
+        if probabilities:
+            results[b]["token_probs"] = probabilities[row][: len(ids)]
+        model.generation_stats["tokens"] = model.generation_stats.get("tokens", 0) + len(ids)
+    if options.min_draft_agreement > 0 and drafts:
+        for b in speaking:
+            draft, draft_probs = drafts[b]
+            agreement = word_agreement(results[b]["text"], template.decode(draft))
+            results[b].update(draft_token_ids=draft, draft_agreement=agreement)
+            if agreement < options.min_draft_agreement:
+                results[b].update(token_ids=draft, token_probs=draft_probs, text=template.decode(draft),
+                                  guarded=True)
+    return results
+
+
+def cif_draft(model: XASRModel, embeddings: torch.Tensor,
+              collapse_repeats: bool = False) -> tuple[list[int], list[float]]:
+    """The CIF draft of one item's vectors: the token head's argmax and its probability; with
+    `collapse_repeats`, a run of one token counts once (with its highest probability)."""
+    best = model.token_head(embeddings).softmax(-1).max(-1)
+    ids, probs = best.indices.tolist(), best.values.tolist()
+    if not collapse_repeats:
+        return ids, probs
+    kept_ids, kept_probs = [], []
+    for token, probability in zip(ids, probs):
+        if kept_ids and kept_ids[-1] == token:
+            kept_probs[-1] = max(kept_probs[-1], probability)
+        else:
+            kept_ids.append(token)
+            kept_probs.append(probability)
+    return kept_ids, kept_probs
+
+
+def word_agreement(text: str, other: str) -> float:
+    """How far two transcripts share their words in order (difflib ratio over lowercase words, 0..1)."""
+    def words(t: str) -> list[str]:
+        return ["".join(ch for ch in w if ch.isalnum()) for w in t.lower().split()]
+
+    a, b = words(text), words(other)
+    if not a and not b:
+        return 1.0
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def loop_start(tokens: Sequence[int], repeats: int = 3, max_period: int = 64,
+               long_period: int = 8) -> Optional[int]:
+    """Where a loop starts when `tokens` end in one pattern repeated, the last copy possibly cut short.
+
+    A pattern of fewer than `long_period` tokens must fill `repeats` copies; a longer one (a phrase
+    or a sentence said again word for word) two. Returns the index just after the first copy (the
+    repeats to drop), or None.
+    """
+    n = len(tokens)
+    for period in range(1, min(max_period, n // 2) + 1):
+        same = 0  # how many tokens at the end equal the token one period before them
+        while same < n - period and tokens[n - 1 - same] == tokens[n - 1 - same - period]:
+            same += 1
+        copies = repeats if period < long_period else 2
+        if same + period >= copies * period:
+            return n - same
+    return None
+
+
+def trim_loop(tokens: Sequence[int], keep: int, repeats: int = 3) -> list[int]:
+    """Drop a repeating tail past the first `keep` tokens (the count the speech announced)."""
+    tokens = list(tokens)
+    start = loop_start(tokens, repeats) if len(tokens) > keep else None
+    return tokens if start is None else tokens[: max(start, keep)]
+
+
+StopRule = Callable[[int, list[int]], bool]
+
+
+@torch.no_grad()
+def greedy_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                    max_new_tokens: Sequence[int], eos_token_id: int,
+                    should_stop: Optional[StopRule] = None, cache=None,
+                    probabilities: Optional[list[list[float]]] = None) -> list[list[int]]:
+    """Greedy decoding with a KV cache, each item with its own token budget.
+
+    `inputs_embeds` are left-padded; `should_stop(b, tokens)` may end item b early (a loop guard).
+    `cache` holds keys/values of tokens before the inputs (a prompt prefix); `attention_mask` then
+    covers those too. Items that finish leave the batch, so the cost follows the items still writing.
+    Given a list, `probabilities` receives each item's token probabilities (one list per item).
+    """
+    batch = inputs_embeds.shape[0]
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    if probabilities is not None:
+        probabilities[:] = [[] for _ in range(batch)]
+    active = torch.arange(batch, device=inputs_embeds.device)  # rows of the cache still writing
+    positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)[:, -inputs_embeds.shape[1]:]
+    out = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True,
+                cache=cache, logits_to_keep=1)  # the prompt's other logits are never read
+    cache, mask, position = out.cache, attention_mask, positions[:, -1:]
+    logits = out.logits[:, -1]
+    for _ in range(max(max_new_tokens, default=0)):
+        next_ids = logits.argmax(-1)
+        if probabilities is not None:
+            chosen = logits.float().softmax(-1).gather(-1, next_ids[:, None])[:, 0].tolist()
+        keep = []
+        for row, b in enumerate(active.tolist()):
+            token = int(next_ids[row])
+            if token == eos_token_id:
+                continue
+            tokens[b].append(token)
+            if probabilities is not None:
+                probabilities[b].append(chosen[row])
+            if len(tokens[b]) >= max_new_tokens[b] or (should_stop is not None and should_stop(b, tokens[b])):
+                continue
+            keep.append(row)
+        if not keep:
+            break
+        if len(keep) < len(active):
+            rows = torch.tensor(keep, device=active.device)
+            active, next_ids, mask, position = active[rows], next_ids[rows], mask[rows], position[rows]
+            cache.batch_select_indices(rows)
+        mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
+        position = position + 1
+        out = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=position,
+                    cache=cache, use_cache=True)
+        cache, logits = out.cache, out.logits[:, -1]
+    return tokens
+
+
+def draft_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                   max_new_tokens: Sequence[int], eos_token_id: int, drafts: Sequence[Sequence[int]],
+                   should_stop: Optional[StopRule] = None, cache=None,
+                   probabilities: Optional[list[list[float]]] = None, stats: Optional[dict] = None,
+                   lookahead: int = 16) -> list[list[int]]:
+    """Greedy decoding verified against drafts (speculative decoding): the same tokens as
+    `greedy_generate`, in fewer LLM forward passes when the drafts are right.
+
+    Each round feeds every item its pending token (the LLM's own choice) and the next `lookahead`
+    tokens of its draft in one forward pass; the item keeps the draft tokens the LLM would have
+    written itself, up to the first it would not, and the LLM's token there becomes the next pending
+    one. Items advance by their own accepted lengths: rejected tokens stay in the KV cache but are
+    masked out, and positions count only accepted tokens. After a disagreement the draft is followed
+    on from the token the LLM wrote (a draft token it skipped or replaced is passed over).
+    `stats["forward_passes"]` counts the LLM calls.
+    """
+    batch = inputs_embeds.shape[0]
+    device = inputs_embeds.device
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    if probabilities is not None:
+        probabilities[:] = [[] for _ in range(batch)]
+    positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)[:, -inputs_embeds.shape[1]:]
+    out = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True,
+                cache=cache, logits_to_keep=1)
+    passes = 1
+    cache, mask = out.cache, attention_mask
+    next_position = positions[:, -1] + 1  # position of each item's next written token
+    logits = out.logits[:, -1].float()
+    pending = logits.argmax(-1).tolist()
+    pending_prob = logits.softmax(-1).max(-1).values.tolist()
+    cursor = [0] * batch  # next draft token to propose
+    active = list(range(batch))  # items still writing, in the cache's row order
+
+    def emit(b: int, token: int, probability: float) -> bool:
+        """Write one token for item b; False when the item is finished."""
+        if token == eos_token_id:
+            return False
+        tokens[b].append(token)
+        if probabilities is not None:
+            probabilities[b].append(probability)
+        return len(tokens[b]) < max_new_tokens[b] and not (should_stop is not None and should_stop(b, tokens[b]))
+
+    alive = [b for b in active if emit(b, pending[b], pending_prob[b])] if max(max_new_tokens, default=0) > 0 else []
+    while alive:
+        if len(alive) < len(active):
+            rows = torch.tensor([active.index(b) for b in alive], device=device)
+            cache.batch_select_indices(rows)
+            mask, next_position = mask[rows], next_position[rows]
+            active = alive
+        proposals = [list(drafts[b][cursor[b]: cursor[b] + lookahead]) for b in active]
+        width = 1 + max(len(p) for p in proposals)
+        block = torch.full((len(active), width), eos_token_id if eos_token_id >= 0 else 0, dtype=torch.long,
+                           device=device)
+        block_mask = torch.zeros(len(active), width, dtype=mask.dtype, device=device)
+        for row, b in enumerate(active):
+            sequence = [tokens[b][-1]] + proposals[row]
+            block[row, : len(sequence)] = torch.tensor(sequence, device=device)
+            block_mask[row, : len(sequence)] = 1
+        block_positions = next_position[:, None] + torch.arange(width, device=device)[None]
+        out = model(input_ids=block, attention_mask=torch.cat([mask, block_mask], 1), position_ids=block_positions,
+                    cache=cache, use_cache=True)
+        passes += 1
+        cache = out.cache
+        probs = out.logits.float().softmax(-1)
+        best = probs.max(-1)
+        choices, choice_probs = best.indices.tolist(), best.values.tolist()
+        alive = []
+        for row, b in enumerate(active):
+            proposal = proposals[row]
+            accepted, writing = 0, True
+            # choices[row][k] is the LLM's token after the block's first k+1 tokens
+            while writing and accepted < len(proposal) and choices[row][accepted] == proposal[accepted]:
+                writing = emit(b, proposal[accepted], choice_probs[row][accepted])
+                accepted += 1
+            own = choices[row][accepted]
+            if writing:
+                writing = emit(b, own, choice_probs[row][accepted])
+            kept = 1 + accepted  # the last emitted token and the accepted draft tokens enter the cache
+            block_mask[row, kept:] = 0
+            next_position[row] += kept
+            rest = list(drafts[b][cursor[b] + accepted:])
+            skip = next((k for k, t in enumerate(rest[:3]) if t == own), None)
+            cursor[b] += accepted + (skip + 1 if skip is not None else 1)
+            if writing:
+                alive.append(b)
+        mask = torch.cat([mask, block_mask], 1)
+    if stats is not None:
+        stats["forward_passes"] = stats.get("forward_passes", 0) + passes
+    return tokens
