@@ -34,7 +34,8 @@ def run_way(args: argparse.Namespace) -> None:
     import torch
 
     from xasr.config import DecodeOptions
-    from xasr.decode import collect_inputs, load_model, transcribe
+    from xasr.decode import collect_inputs, transcribe
+    from xasr.loading import load_model
 
     torch.set_num_threads(args.threads)
     way = args.worker

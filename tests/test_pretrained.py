@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-import xasr.decode
+import xasr.loading
 import xasr.pretrained
 from xasr.info import packaged_model_status
 
@@ -40,17 +40,17 @@ def test_load_model_resolves_packaged_names_and_defaults_to_default_en(pretraine
         def eval(self):
             return self
 
-    monkeypatch.setattr(xasr.decode.XASRModel, "load",
+    monkeypatch.setattr(xasr.loading.XASRModel, "load",
                         classmethod(lambda cls, d, **kwargs: loaded.append(Path(d)) or Loaded()))
-    xasr.decode.load_model()
-    xasr.decode.load_model("tiny-en")
+    xasr.loading.load_model()
+    xasr.loading.load_model("tiny-en")
     assert loaded == [default, other]
     assert xasr.pretrained.packaged_models() == ["default-en", "tiny-en"]
 
 
 def test_a_missing_default_model_is_one_clear_error(pretrained):
     with pytest.raises(FileNotFoundError, match="no packaged model 'default-en'.*--model DIR"):
-        xasr.decode.load_model()
+        xasr.loading.load_model()
 
 
 def test_info_lists_packaged_models_with_their_card(pretrained):

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # lazy, so that `xasr --help` does not import torch
     if name == "load_model":
-        from xasr.decode import load_model
+        from xasr.loading import load_model
 
         return load_model
     raise AttributeError(f"module 'xasr' has no attribute {name!r}")

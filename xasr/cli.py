@@ -389,7 +389,8 @@ def decode_command(
     import time
 
     from xasr.config import SEARCHES, TOKEN_HEAD_SEARCHES, DecodeOptions
-    from xasr.decode import collect_inputs, load_model, transcribe
+    from xasr.decode import collect_inputs, transcribe
+    from xasr.loading import load_model
     from xasr.writers import OutputLocked, TranscriptWriter
 
     for option, value in (("--beam", beam), ("--batch-seconds", batch_seconds),
