@@ -7,9 +7,9 @@
 #   0  install what the recipe needs (pip install -e the repo, apt packages; --skip-install true
 #      skips this part) and prepare the lhotse manifests (PREPARE_CMD DATA_DIR)
 #   1  cache the frozen encoder's outputs of the training (and validation) cuts (xasr cache-features)
-#   2  xasr train --stage 1: X2L conversion (C-Former); skipped for the projector baseline
-#   3  xasr train --stage 2: alignment with the frozen LLM, starting from the C-Former of stage 2
-#   4  xasr train --stage 3: multimodal integration; skipped for speech-only recipes
+#   2  xasr train --stage convert (X-LLM stage 1): X2L conversion (C-Former); skipped for the projector baseline
+#   3  xasr train --stage align (X-LLM stage 2): alignment with the frozen LLM, starting from the C-Former of stage 2
+#   4  xasr train --stage integrate (X-LLM stage 3): multimodal integration; skipped for speech-only recipes
 #   5  xasr decode the test sets, with scoring reports against their references
 #   6  score what is not scored yet and write RESULTS.md (ESPnet/icefall tables, environment)
 #
@@ -283,11 +283,11 @@ fi
 # ---- stage 2: X-LLM stage 1, X2L conversion (C-Former) ------------------------------------------
 if stage_enabled 2; then
   if [ "${adapter}" != cformer ]; then
-    log "Stage 2: skipped: the ${adapter} adapter has no X2L conversion stage (xasr train --stage 1 trains a C-Former)"
+    log "Stage 2: skipped: the ${adapter} adapter has no X2L conversion stage (xasr train --stage convert trains a C-Former)"
   else
-    log "Stage 2: xasr train --stage 1 (X2L conversion) in ${asr_exp}/stage1"
+    log "Stage 2: xasr train --stage convert (X2L conversion) in ${asr_exp}/stage1"
     need_train_cuts ${train_set} ${valid_set}
-    cmd=("${xasr_train[@]}" "${asr_config}" --stage 1 "${train_cuts_args[@]}" --exp-dir "${asr_exp}/stage1"
+    cmd=("${xasr_train[@]}" "${asr_config}" --stage convert "${train_cuts_args[@]}" --exp-dir "${asr_exp}/stage1"
          "${valid_args[@]}" "${train_extra[@]}")
     if ! already_done "${asr_exp}/stage1/.done" "$(quote "${cmd[@]}")"; then
       start=${SECONDS}
@@ -299,14 +299,14 @@ fi
 
 # ---- stage 3: X-LLM stage 2, alignment with the frozen LLM --------------------------------------
 if stage_enabled 3; then
-  log "Stage 3: xasr train --stage 2 (alignment with the LLM) in ${asr_exp}/stage2"
+  log "Stage 3: xasr train --stage align (alignment with the LLM) in ${asr_exp}/stage2"
   need_train_cuts ${train_set} ${valid_set}
   init_args=()
   if [ "${adapter}" = cformer ]; then
     [ -f "${asr_exp}/stage1/model/config.json" ] || die "${asr_exp}/stage1/model is missing: run stage 2 first"
     init_args=(--init-from "${asr_exp}/stage1/model")
   fi
-  cmd=("${xasr_train[@]}" "${asr_config}" --stage 2 "${train_cuts_args[@]}" --exp-dir "${asr_exp}/stage2"
+  cmd=("${xasr_train[@]}" "${asr_config}" --stage align "${train_cuts_args[@]}" --exp-dir "${asr_exp}/stage2"
        "${init_args[@]}" "${valid_args[@]}" "${train_extra[@]}")
   if ! already_done "${asr_exp}/stage2/.done" "$(quote "${cmd[@]}")"; then
     start=${SECONDS}
@@ -321,10 +321,10 @@ if stage_enabled 4; then
     log "Stage 4: skipped: speech-only recipe (X-LLM stage 3 integrates image/video inputs; see --multimodal-train-set)"
   else
     # Hook for image/video corpora: trains on the multimodal cuts stage 0 prepared.
-    log "Stage 4: xasr train --stage 3 (multimodal integration) in ${asr_exp}/stage3"
+    log "Stage 4: xasr train --stage integrate (multimodal integration) in ${asr_exp}/stage3"
     [ -f "${asr_exp}/stage2/model/config.json" ] || die "${asr_exp}/stage2/model is missing: run stage 3 first"
     check_manifests "${multimodal_train_set}"
-    cmd=("${xasr_train[@]}" "${asr_config}" --stage 3 --train-cuts "$(cuts_of "${multimodal_train_set}")"
+    cmd=("${xasr_train[@]}" "${asr_config}" --stage integrate --train-cuts "$(cuts_of "${multimodal_train_set}")"
          --exp-dir "${asr_exp}/stage3" --init-from "${asr_exp}/stage2/model" "${train_extra[@]}")
     if ! already_done "${asr_exp}/stage3/.done" "$(quote "${cmd[@]}")"; then
       start=${SECONDS}

@@ -192,7 +192,7 @@ def test_the_same_training_command_gives_the_same_losses(tmp_path):
     losses = []
     for run in range(2):
         exp = tmp_path / f"exp{run}"
-        subprocess.run([sys.executable, "-m", "xasr.cli", "train", str(tmp_path / "conf.yaml"), "--stage", "1",
+        subprocess.run([sys.executable, "-m", "xasr.cli", "train", str(tmp_path / "conf.yaml"), "--stage", "convert",
                         "--train-cuts", str(tmp_path / "cuts.jsonl.gz"), "--exp-dir", str(exp)],
                        check=True, capture_output=True)
         losses.append([json.loads(line)["loss"] for line in (exp / "log.jsonl").read_text().splitlines()])

@@ -40,3 +40,26 @@ def test_numbers_in_exponent_form_are_floats_in_files_and_overrides(tmp_path):
     model_config, train_config = load_config_file(path, 1, ["stage1.weight_decay=2e-3"])
     assert (train_config.lr, train_config.min_lr_ratio, train_config.weight_decay) == (1e-4, 0.05, 2e-3)
     assert isinstance(train_config.lr, float)
+
+
+def test_training_stages_go_by_name_or_number_in_the_cli_the_yaml_and_overrides(tmp_path):
+    from xasr.config import training_stage
+
+    assert [training_stage(s) for s in ("convert", "Align", "integrate", 1, "2", 3)] == [1, 2, 3, 1, 2, 3]
+    with pytest.raises(ValueError, match="use convert \\(1\\), align \\(2\\) or integrate \\(3\\)"):
+        training_stage("stage1")
+    path = tmp_path / "conf.yaml"
+    path.write_text("train:\n  lr: 0.01\nalign:\n  num_epochs: 4\n")
+    for stage in ("align", 2):
+        _, train_config = load_config_file(path, stage, ["align.lr=0.5"])
+        assert (train_config.stage, train_config.lr, train_config.num_epochs) == (2, 0.5, 4)
+    _, by_number = load_config_file(path, 2, ["stage2.lr=0.25"])
+    assert by_number.lr == 0.25
+    path.write_text("stage2:\n  lr: 0.1\nalign:\n  lr: 0.2\n")
+    with pytest.raises(ValueError, match="stage2: and align: are the same stage"):
+        load_config_file(path, 2)
+    path.write_text("train:\n  lr: 0.1\n")
+    with pytest.raises(ValueError, match="unknown config sections trian"):
+        load_config_file(path, 1, ["trian.lr=1"])
+    with pytest.raises(ValueError, match="not of the form section.key=value"):
+        load_config_file(path, 1, ["lr=1"])

@@ -371,10 +371,10 @@ def test_stages_run_in_order_with_their_commands(stub, tmp_path):
     features = Path(cache[cache.index("--output-dir") + 1])
     assert cache[cache.index("--cuts") + 1] == str(data / "fsdd_cuts_train.jsonl.gz")
     assert features.parent.parent == exp / "features" and features.name == "fsdd_train"
-    assert stage1[3:5] == ["--stage", "1"]
+    assert stage1[3:5] == ["--stage", "convert"]
     assert stage1[stage1.index("--train-cuts") + 1] == str(features / "cuts.jsonl.gz")
     assert stage1[stage1.index("--exp-dir") + 1] == str(exp / "cformer" / "stage1")
-    assert stage2[3:5] == ["--stage", "2"]
+    assert stage2[3:5] == ["--stage", "align"]
     assert stage2[stage2.index("--init-from") + 1] == str(exp / "cformer" / "stage1" / "model")
     assert decode[decode.index("--model") + 1] == str(exp / "cformer" / "stage2" / "model")
     assert decode[decode.index("--manifest") + 1] == str(data / "fsdd_cuts_test.jsonl.gz")

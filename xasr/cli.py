@@ -303,7 +303,8 @@ def train_command(
     config: Path = typer.Argument(..., help="Recipe YAML with model:, train: and stage1:/stage2: sections."),
     train_cuts: List[Path] = typer.Option(..., help="Training cuts manifest (.jsonl.gz); repeat to join several."),
     exp_dir: Path = typer.Option(..., help="Experiment folder of this stage (checkpoint, logs, model/)."),
-    stage: int = typer.Option(1, help="1 convert (C-Former), 2 align with the LLM, 3 integrate modalities."),
+    stage: str = typer.Option(
+        "convert", help="convert (1: the C-Former), align (2: with the LLM) or integrate (3: images/video)."),
     valid_cuts: Optional[Path] = typer.Option(None, help="Validation cuts for a loss at every epoch end."),
     init_from: Optional[Path] = typer.Option(
         None, help="Model directory to start from (e.g. stage 1's model); the config's training settings apply."),

@@ -230,7 +230,18 @@ def _from_dict(cls, data: dict):
 
 
 # ---- training and the recipe YAML ----------------------------------------------------------------
-STAGES = {1: "convert", 2: "align", 3: "integrate"}
+STAGES = {1: "convert", 2: "align", 3: "integrate"}  # X-LLM's three training stages, by what each does
+
+
+def training_stage(stage: int | str) -> int:
+    """The number of a training stage given by name (convert, align, integrate) or number (1-3)."""
+    names = {name: number for number, name in STAGES.items()}
+    text = str(stage).strip().lower()
+    if text in names:
+        return names[text]
+    if text.isdigit() and int(text) in STAGES:
+        return int(text)
+    raise ValueError(f"unknown training stage '{stage}': use convert (1), align (2) or integrate (3)")
 
 
 @dataclass
@@ -285,27 +296,39 @@ def _yaml_load(text: str):
     return yaml.load(text, Loader=_Yaml12Loader)
 
 
-def load_config_file(path: Path | str, stage: int, overrides: Optional[list[str]] = None):
+def load_config_file(path: Path | str, stage: int | str,
+                     overrides: Optional[list[str]] = None) -> tuple[XASRConfig, TrainConfig]:
     """Read a recipe YAML: `model:` (XASRConfig), `train:` (TrainConfig shared by all stages) and
-    `stage1:` / `stage2:` / `stage3:` (per-stage TrainConfig overrides). `overrides` are
-    `section.key=value` strings (values parsed as YAML), e.g. `stage1.num_epochs=2`.
+    per-stage TrainConfig overrides in `stage1:` / `stage2:` / `stage3:`, or by name `convert:` /
+    `align:` / `integrate:`. `stage` is a number or a name. `overrides` are `section.key=value`
+    strings (values parsed as YAML), e.g. `stage1.num_epochs=2` or `convert.num_epochs=2`.
     """
+    stage = training_stage(stage)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config file")
     data = _yaml_load(path.read_text()) or {}
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"override '{item}' is not of the form section.key=value")
-        node = data
-        *parents, leaf = key.split(".")
-        for name in parents:
-            node = node.setdefault(name, {})
-        node[leaf] = _yaml_load(value)
-    unknown = set(data) - {"model", "train", "stage1", "stage2", "stage3"}
+    unknown = set(data) - {"model", "train"} - {f"stage{n}" for n in STAGES} - set(STAGES.values())
     if unknown:
         raise ValueError(f"{path}: unknown sections {', '.join(sorted(unknown))}")
+    for number, name in STAGES.items():  # named sections are the numbered ones
+        if name in data:
+            if f"stage{number}" in data:
+                raise ValueError(f"{path}: stage{number}: and {name}: are the same stage; keep one")
+            data[f"stage{number}"] = data.pop(name)
+    stage_keys = {name: f"stage{number}" for number, name in STAGES.items()}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise ValueError(f"override '{item}' is not of the form section.key=value")
+        node = data
+        section, *parents, leaf = key.split(".")
+        for name in [stage_keys.get(section, section)] + parents:
+            node = node.setdefault(name, {})
+        node[leaf] = _yaml_load(value)
+    unknown = set(data) - {"model", "train"} - {f"stage{n}" for n in STAGES}
+    if unknown:
+        raise ValueError(f"unknown config sections {', '.join(sorted(unknown))} (in {path} or the overrides)")
     model_config = XASRConfig.from_dict(data.get("model", {}))
     train_fields = {**data.get("train", {}), **data.get(f"stage{stage}", {}), "stage": stage}
     names = {f.name for f in dataclasses.fields(TrainConfig)}
