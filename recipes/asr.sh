@@ -377,7 +377,7 @@ if stage_enabled 6; then
   for dset in ${test_sets}; do
     dir=${decode_dir}/${dset}
     markers+=(--marker "5 decode ${dset}=${dir}/.done")
-    if [ -f "${dir}/results-${dset}-${suffix}.md" ] && [ -f "${dir}/wer-summary-${dset}-${suffix}.txt" ]; then
+    if [ -f "${dir}/scores-${dset}-${suffix}.json" ] && [ -f "${dir}/results-${dset}-${suffix}.md" ]; then
       continue
     fi
     [ -f "${dir}/transcripts.jsonl" ] || die "${dir}/transcripts.jsonl is missing: run stage 5 first"

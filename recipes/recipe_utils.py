@@ -159,18 +159,12 @@ def training_summary(stage_dir: Path) -> str | None:
     return "|" + "|".join(cells) + "|"
 
 
-def parse_results_md(path: Path) -> tuple[str, str, str]:
-    """(metric, table header, the whole-set row) of a results-*.md the scorer wrote."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("### ") and i + 4 < len(lines) and lines[i + 2].startswith("|dataset|"):
-            return line[4:].strip(), lines[i + 2], lines[i + 4]  # i + 3 is the |---| line
-    raise ValueError(f"{path}: no results table")
-
-
-def read_wer_summary(path: Path) -> str:
-    rows = path.read_text(encoding="utf-8").splitlines()
-    return rows[1].split("\t")[1] if len(rows) > 1 else "-"
+def read_scores(decode_dir: Path, test_set: str, suffix: str) -> dict:
+    """The scores `xasr score` / `xasr decode --ref` wrote for a set (scores-SET-SUFFIX.json)."""
+    path = decode_dir / f"scores-{test_set}-{suffix}.json"
+    if not path.is_file():
+        raise ValueError(f"{path}: no scores (run stage 6 again: it scores what stage 5 decoded)")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def fmt_seconds(value: str | None) -> str:
@@ -217,18 +211,16 @@ def write_results(args: argparse.Namespace) -> Path:
     tables: dict[str, tuple[str, list[str]]] = {}
     summary: dict[str, str] = {}
     for test_set in args.test_sets:
-        decode_dir = Path(args.decode_dir) / test_set
-        report = decode_dir / f"results-{test_set}-{args.suffix}.md"
-        metric, header, row = parse_results_md(report)
-        tables.setdefault(metric, (header, []))[1].append(row)
-        summary[test_set] = read_wer_summary(decode_dir / f"wer-summary-{test_set}-{args.suffix}.txt")
+        scores = read_scores(Path(args.decode_dir) / test_set, test_set, args.suffix)
+        tables.setdefault(scores["metric"], (scores["table_header"], []))[1].append(scores["table_row"])
+        summary[test_set] = str(scores["error_rate"])
     metrics = "/".join(tables) or "WER"
     out += ["", f"## {metrics}", "",
             "|" + "|".join(["settings", *args.test_sets, "comment"]) + "|",
             "|" + "|".join(["---"] * (len(args.test_sets) + 2)) + "|",
             "|" + "|".join([args.suffix, *(summary[s] for s in args.test_sets), args.comment or "-"]) + "|"]
     for metric, (header, table_rows) in tables.items():
-        out += ["", f"### {metric}", "", header, "|" + "---|" * (header.count("|") - 1), *table_rows]
+        out += ["", f"### {metric}", "", header, *table_rows]  # the header holds its |---| line
     config_text = Path(args.config).read_text(encoding="utf-8").rstrip("\n") if Path(args.config).is_file() else ""
     out += ["", f"<details><summary>{args.config}</summary>", "", "```yaml", config_text, "```", "", "</details>", ""]
 

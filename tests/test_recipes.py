@@ -104,6 +104,8 @@ def check_outputs(exp: Path, tag: str, test_sets: list[str], expected_utts: dict
         for report in ["recogs", "errs", "wer-summary"]:
             assert (decode / f"{report}-{name}-{tag}.txt").is_file()
         assert (decode / f"results-{name}-{tag}.md").is_file()
+        scores = json.loads((decode / f"scores-{name}-{tag}.json").read_text())
+        assert scores["table_row"] in results and f"|{scores['error_rate']}|" in results
         assert f"|{name}|{expected_utts[name]}|" in results
     for word in ["git revision", "torch ", "transformers ", "lhotse ", "xasr ", "machine:", "cores", "./run.sh"]:
         assert word in results

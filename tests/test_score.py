@@ -110,6 +110,7 @@ def test_write_reports_files_and_tables(tmp_path):
     paths = write_reports(result, tmp_path / "out", "test", "greedy")
     assert [p.name for p in paths] == [
         "recogs-test-greedy.txt", "errs-test-greedy.txt", "wer-summary-test-greedy.txt", "results-test-greedy.md",
+        "scores-test-greedy.json",
     ]
     assert paths[0].read_bytes() == GOLDEN_RECOGS.encode()
     assert paths[1].read_bytes() == GOLDEN_ERRS.encode()
@@ -122,6 +123,9 @@ def test_write_reports_files_and_tables(tmp_path):
     assert "|ann|2|10|60.0|30.0|10.0|0.0|40.0|100.0|" in md
     assert "|bob|2|4|50.0|0.0|50.0|25.0|75.0|100.0|" in md
     assert "- b1" in md and "- zz" in md
+    scores = json.loads(paths[4].read_text())
+    assert (scores["metric"], scores["error_rate"], scores["table_row"], scores["missing"]) == ("WER", 50.0, row, 1)
+    assert scores["counts"]["errors"] == 7 and scores["speakers"]["bob"]["deletions"] == 2
 
 
 def test_counts_sub_del_ins():
@@ -366,4 +370,4 @@ def test_fsdd_end_to_end(tmp_path):
     assert result.totals.sentence_errors == k + n + m + j
     paths = write_reports(result, tmp_path, "fsdd", "corrupt")
     assert (tmp_path / "wer-summary-fsdd-corrupt.txt").read_text().startswith("settings\tWER\ncorrupt\t")
-    assert len(paths) == 4
+    assert len(paths) == 5

@@ -417,10 +417,23 @@ def format_results_md(result: ScoreResult, test_set_name: str, suffix: str = "xa
     return "".join(line + "\n" for line in out)
 
 
+def format_scores_json(result: ScoreResult, test_set_name: str, suffix: str = "xasr") -> str:
+    """The scores as JSON for programs (recipes read this, not the reports for people): the metric,
+    its rate as icefall's summary rounds it, the whole-set counts and the results table's row."""
+    counts = {f.name: getattr(result.totals, f.name) for f in fields(result.totals)}
+    return json.dumps({
+        "test_set": test_set_name, "settings": suffix, "metric": result.metric, "level": result.level,
+        "normalizer": result.normalizer, "error_rate": float(f"{result.error_rate:.2f}"), "summary": result.summary(),
+        "counts": {**counts, "errors": result.totals.errors},
+        "speakers": {name: {f.name: getattr(c, f.name) for f in fields(c)} for name, c in result.speakers.items()},
+        "missing": len(result.missing), "extra": len(result.extra),
+        "table_header": TABLE_HEADER, "table_row": result_table_row(result, test_set_name),
+    }, indent=1) + "\n"
 
 
 def write_reports(result: ScoreResult, output_dir: Pathlike, test_set_name: str, suffix: str = "xasr") -> list[Path]:
-    """Write icefall's recogs/errs/wer-summary files and an ESPnet-style results .md; return their paths."""
+    """Write icefall's recogs/errs/wer-summary files, an ESPnet-style results .md and scores-*.json
+    (the same numbers for programs); return their paths."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     reports = {
@@ -428,6 +441,7 @@ def write_reports(result: ScoreResult, output_dir: Pathlike, test_set_name: str,
         f"errs-{test_set_name}-{suffix}.txt": format_errs(result),
         f"wer-summary-{test_set_name}-{suffix}.txt": format_wer_summary(result, suffix),
         f"results-{test_set_name}-{suffix}.md": format_results_md(result, test_set_name, suffix),
+        f"scores-{test_set_name}-{suffix}.json": format_scores_json(result, test_set_name, suffix),
     }
     paths = []
     for name, text in reports.items():
