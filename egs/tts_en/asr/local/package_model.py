@@ -10,7 +10,7 @@ Copies the model (config.json + adapter.safetensors; default EXP/stage2/model) t
 with `--search` as its default decoding search, and writes card.json (what `xasr info` shows) and
 MODEL_CARD.md: training data (utterances, hours, engines), steps, throughput and wall time per
 training stage (from the stages' log.jsonl and .done markers; default EXP/stage1 and EXP/stage2), and
-the WER of each test set (from the icefall wer-summary files in EXP/decode/SET).
+the WER of each test set (from the scorer's scores-*.json in EXP/decode/SET).
 """
 
 import argparse
@@ -61,9 +61,9 @@ def stage_summary(stage_dir: Path) -> dict:
 
 
 def wer(decode_dir: Path, test_set: str) -> str:
-    summaries = sorted((decode_dir / test_set).glob(f"wer-summary-{test_set}-*.txt"))
-    rows = summaries[0].read_text().splitlines() if summaries else []
-    return rows[1].split("\t")[1] if len(rows) > 1 else "-"
+    """The set's error rate from the scorer's scores-SET-*.json ("-" when it was not scored)."""
+    scores = sorted((decode_dir / test_set).glob(f"scores-{test_set}-*.json"))
+    return str(json.loads(scores[0].read_text())["error_rate"]) if scores else "-"
 
 
 def main() -> None:
