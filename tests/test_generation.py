@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from tests.test_model import tiny_batch, tiny_model
-from tests.test_vad import concatenate, utterances  # noqa: F401 (a fixture)
 from tests.tiny import tiny_llama, tiny_tokenizer
 from xasr.config import GenerationOptions
 from xasr.generation import generate, greedy_generate, loop_start, trim_loop

@@ -308,9 +308,6 @@ def load_config_file(path: Path | str, stage: int | str,
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config file")
     data = _yaml_load(path.read_text()) or {}
-    unknown = set(data) - {"model", "train"} - {f"stage{n}" for n in STAGES} - set(STAGES.values())
-    if unknown:
-        raise ValueError(f"{path}: unknown sections {', '.join(sorted(unknown))}")
     for number, name in STAGES.items():  # named sections are the numbered ones
         if name in data:
             if f"stage{number}" in data:

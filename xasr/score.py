@@ -14,7 +14,7 @@ import json
 import logging
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Union
 
@@ -420,12 +420,11 @@ def format_results_md(result: ScoreResult, test_set_name: str, suffix: str = "xa
 def format_scores_json(result: ScoreResult, test_set_name: str, suffix: str = "xasr") -> str:
     """The scores as JSON for programs (recipes read this, not the reports for people): the metric,
     its rate as icefall's summary rounds it, the whole-set counts and the results table's row."""
-    counts = {f.name: getattr(result.totals, f.name) for f in fields(result.totals)}
     return json.dumps({
         "test_set": test_set_name, "settings": suffix, "metric": result.metric, "level": result.level,
         "normalizer": result.normalizer, "error_rate": float(f"{result.error_rate:.2f}"), "summary": result.summary(),
-        "counts": {**counts, "errors": result.totals.errors},
-        "speakers": {name: {f.name: getattr(c, f.name) for f in fields(c)} for name, c in result.speakers.items()},
+        "counts": {**asdict(result.totals), "errors": result.totals.errors},
+        "speakers": {name: asdict(counts) for name, counts in result.speakers.items()},
         "missing": len(result.missing), "extra": len(result.extra),
         "table_header": TABLE_HEADER, "table_row": result_table_row(result, test_set_name),
     }, indent=1) + "\n"

@@ -110,12 +110,13 @@ def cache_encoder_features(encoder: torch.nn.Module, cuts: CutSet, storage_dir: 
 
     Writes `storage_dir/cuts.jsonl.gz` (exactly `cuts`). When it exists, only the cuts it lacks are
     encoded (into a new HDF5 file beside the others), so a set that grew is not encoded again. Every
-    `checkpoint_every` encoded cuts the HDF5 file is closed and `cuts.partial.jsonl.gz` lists all cuts
-    cached so far, so a stopped run resumes there instead of starting over.
+    `checkpoint_every` encoded cuts the HDF5 file is closed and `cuts.partial.jsonl.gz` lists the cuts
+    cached since the complete manifest, so a stopped run resumes there instead of starting over.
     """
     storage_dir = Path(storage_dir)
     manifest, partial = storage_dir / "cuts.jsonl.gz", storage_dir / PARTIAL_MANIFEST
-    cached = {c.id: c for path in (manifest, partial) if path.is_file() for c in CutSet.from_file(path)}
+    complete = {c.id: c for c in CutSet.from_file(manifest)} if manifest.is_file() else {}
+    cached = {**complete, **({c.id: c for c in CutSet.from_file(partial)} if partial.is_file() else {})}
     cuts = cuts.to_eager()
     missing = [c for c in cuts if c.id not in cached]
     if not missing:
@@ -148,7 +149,8 @@ def cache_encoder_features(encoder: torch.nn.Module, cuts: CutSet, storage_dir: 
                         cached[c.id] = _with_features(c, array)
                     bar.update(len(batch))
             if start + checkpoint_every < len(missing):
-                _write_manifest(CutSet.from_cuts(cached[c.id] for c in cuts if c.id in cached), partial)
+                # only what the complete manifest lacks, so a grown set is not rewritten at every checkpoint
+                _write_manifest(CutSet.from_cuts(c for i, c in cached.items() if i not in complete), partial)
     result = CutSet.from_cuts(cached[c.id] for c in cuts)
     _write_manifest(result, manifest)
     partial.unlink(missing_ok=True)
