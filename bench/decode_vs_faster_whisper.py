@@ -6,7 +6,7 @@ reported separately. faster-whisper runs the packaged CTranslate2 models (whispe
 whisper-base) with its defaults (beam 5, no VAD) and `compute_type` int8, its usual CPU setting;
 it is a bench-only dependency: `pip install faster-whisper`.
 
-    python bench/decode_vs_faster_whisper.py [--model EXP/stage2/model] \\
+    python bench/decode_vs_faster_whisper.py [--model EXP/align/model] \\
         --set real_en_dev=../shared/data/real_en_dev --set fsdd_test=data/fsdd_cuts_test.jsonl.gz \\
         --long-form-minutes 10 [--systems xasr xasr-int8 fw-tiny.en fw-base] [--threads 2]
 

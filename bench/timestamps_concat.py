@@ -7,7 +7,7 @@ its voiced part (samples within 40 dB of the clip's peak). Hypothesis words are 
 reference words; for every clip whose words were all recognised, the first word's start and the last
 word's end are compared with the clip's span.
 
-    python bench/timestamps_concat.py --model EXP/stage2/model --cuts data/fsdd_cuts_test.jsonl.gz \\
+    python bench/timestamps_concat.py --model EXP/align/model --cuts data/fsdd_cuts_test.jsonl.gz \\
         [--files 20] [--per-file 6] [--pause 0.6 1.5] [--vad auto always]
 
 Prints, per VAD mode: clips matched, mean and median absolute start/end error, and the share of

@@ -52,7 +52,7 @@ test_sets=""                 # test sets, space separated
 multimodal_train_set=""      # hook: image/video + speech training set for stage 4 (empty: speech only, skipped)
 
 # Model and training
-asr_config=conf/cformer.yaml # recipe YAML: model:, train:, stage1:, stage2:, stage3:
+asr_config=conf/cformer.yaml # recipe YAML: model:, train:, convert:, align:, integrate: (or stage1:-stage3:)
 tag=""                       # experiment name; default the config file's name without .yaml
 exp_dir=exp                  # experiments root
 asr_exp=""                   # this experiment's folder; default EXP_DIR/TAG
@@ -61,10 +61,10 @@ feats_dir=""                 # cached features; default EXP_DIR/features/<encode
 feats_opts=""                # extra options for xasr cache-features, e.g. "--device cuda --batch-duration 600"
 ngpu=1                       # training processes per node; more than 1 runs torchrun --nproc-per-node NGPU (DDP)
 torchrun_opts=""             # extra torchrun options, e.g. "--nnodes 2 --node-rank 0 --master-addr HOST"
-train_opts=""                # extra options for every xasr train, e.g. "--set stage2.lr=1e-4"
+train_opts=""                # extra options for every xasr train, e.g. "--set align.lr=1e-4"
 
 # Decoding and scoring
-decode_model=""              # model to decode; default ASR_EXP/stage2/model (stage3/model after stage 4)
+decode_model=""              # model to decode; default ASR_EXP/align/model (integrate/model after stage 4)
 decode_opts=""               # extra options for xasr decode, e.g. "--beam 4 --device cuda"
 inference_tag=""             # name of the decoding settings: reports in ASR_EXP/decode_TAG, suffix <tag>_TAG
 results_md=""                # default ASR_EXP/RESULTS.md
@@ -103,10 +103,26 @@ else
 fi
 [ -n "${run_cmd}" ] || run_cmd=${_cmdline% }
 log_dir=${asr_exp}/log
+# Training folders are named by what the X-LLM stage does.
+convert_dir=${asr_exp}/convert
+align_dir=${asr_exp}/align
+integrate_dir=${asr_exp}/integrate
 
 # ---- helpers ------------------------------------------------------------------------------------
 
 stage_enabled() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
+
+# Experiments made before the folders were named by stage (stage1/, stage2/, stage3/) move once.
+adopt_numbered_folders() {
+  local number name
+  for number in 1 2 3; do
+    name=$(case ${number} in 1) echo convert ;; 2) echo align ;; 3) echo integrate ;; esac)
+    if [ -d "${asr_exp}/stage${number}" ] && [ ! -e "${asr_exp}/${name}" ]; then
+      log "renaming ${asr_exp}/stage${number} to ${asr_exp}/${name} (training folders are named by stage now)"
+      mv "${asr_exp}/stage${number}" "${asr_exp}/${name}"
+    fi
+  done
+}
 
 cuts_of() { echo "${data_dir}/${1%_*}_cuts_${1##*_}.jsonl.gz"; }
 
@@ -227,6 +243,8 @@ train_extra=(${train_opts})
 
 log "$0: corpus ${corpus}, config ${asr_config} (adapter ${adapter}), experiment ${asr_exp}, stages ${stage}-${stop_stage}"
 
+adopt_numbered_folders
+
 # ---- stage 0: installation and data preparation -------------------------------------------------
 if stage_enabled 0; then
   log "Stage 0: install requirements and prepare the manifests in ${data_dir}"
@@ -285,33 +303,33 @@ if stage_enabled 2; then
   if [ "${adapter}" != cformer ]; then
     log "Stage 2: skipped: the ${adapter} adapter has no X2L conversion stage (xasr train --stage convert trains a C-Former)"
   else
-    log "Stage 2: xasr train --stage convert (X2L conversion) in ${asr_exp}/stage1"
+    log "Stage 2: xasr train --stage convert (X2L conversion) in ${convert_dir}"
     need_train_cuts ${train_set} ${valid_set}
-    cmd=("${xasr_train[@]}" "${asr_config}" --stage convert "${train_cuts_args[@]}" --exp-dir "${asr_exp}/stage1"
+    cmd=("${xasr_train[@]}" "${asr_config}" --stage convert "${train_cuts_args[@]}" --exp-dir "${convert_dir}"
          "${valid_args[@]}" "${train_extra[@]}")
-    if ! already_done "${asr_exp}/stage1/.done" "$(quote "${cmd[@]}")"; then
+    if ! already_done "${convert_dir}/.done" "$(quote "${cmd[@]}")"; then
       start=${SECONDS}
-      logged "${log_dir}/train.stage1.log" "${cmd[@]}"
-      mark_done "${asr_exp}/stage1/.done" "${start}" "$(quote "${cmd[@]}")"
+      logged "${log_dir}/train.convert.log" "${cmd[@]}"
+      mark_done "${convert_dir}/.done" "${start}" "$(quote "${cmd[@]}")"
     fi
   fi
 fi
 
 # ---- stage 3: X-LLM stage 2, alignment with the frozen LLM --------------------------------------
 if stage_enabled 3; then
-  log "Stage 3: xasr train --stage align (alignment with the LLM) in ${asr_exp}/stage2"
+  log "Stage 3: xasr train --stage align (alignment with the LLM) in ${align_dir}"
   need_train_cuts ${train_set} ${valid_set}
   init_args=()
   if [ "${adapter}" = cformer ]; then
-    [ -f "${asr_exp}/stage1/model/config.json" ] || die "${asr_exp}/stage1/model is missing: run stage 2 first"
-    init_args=(--init-from "${asr_exp}/stage1/model")
+    [ -f "${convert_dir}/model/config.json" ] || die "${convert_dir}/model is missing: run stage 2 first"
+    init_args=(--init-from "${convert_dir}/model")
   fi
-  cmd=("${xasr_train[@]}" "${asr_config}" --stage align "${train_cuts_args[@]}" --exp-dir "${asr_exp}/stage2"
+  cmd=("${xasr_train[@]}" "${asr_config}" --stage align "${train_cuts_args[@]}" --exp-dir "${align_dir}"
        "${init_args[@]}" "${valid_args[@]}" "${train_extra[@]}")
-  if ! already_done "${asr_exp}/stage2/.done" "$(quote "${cmd[@]}")"; then
+  if ! already_done "${align_dir}/.done" "$(quote "${cmd[@]}")"; then
     start=${SECONDS}
-    logged "${log_dir}/train.stage2.log" "${cmd[@]}"
-    mark_done "${asr_exp}/stage2/.done" "${start}" "$(quote "${cmd[@]}")"
+    logged "${log_dir}/train.align.log" "${cmd[@]}"
+    mark_done "${align_dir}/.done" "${start}" "$(quote "${cmd[@]}")"
   fi
 fi
 
@@ -321,23 +339,23 @@ if stage_enabled 4; then
     log "Stage 4: skipped: speech-only recipe (X-LLM stage 3 integrates image/video inputs; see --multimodal-train-set)"
   else
     # Hook for image/video corpora: trains on the multimodal cuts stage 0 prepared.
-    log "Stage 4: xasr train --stage integrate (multimodal integration) in ${asr_exp}/stage3"
-    [ -f "${asr_exp}/stage2/model/config.json" ] || die "${asr_exp}/stage2/model is missing: run stage 3 first"
+    log "Stage 4: xasr train --stage integrate (multimodal integration) in ${integrate_dir}"
+    [ -f "${align_dir}/model/config.json" ] || die "${align_dir}/model is missing: run stage 3 first"
     check_manifests "${multimodal_train_set}"
     cmd=("${xasr_train[@]}" "${asr_config}" --stage integrate --train-cuts "$(cuts_of "${multimodal_train_set}")"
-         --exp-dir "${asr_exp}/stage3" --init-from "${asr_exp}/stage2/model" "${train_extra[@]}")
-    if ! already_done "${asr_exp}/stage3/.done" "$(quote "${cmd[@]}")"; then
+         --exp-dir "${integrate_dir}" --init-from "${align_dir}/model" "${train_extra[@]}")
+    if ! already_done "${integrate_dir}/.done" "$(quote "${cmd[@]}")"; then
       start=${SECONDS}
-      logged "${log_dir}/train.stage3.log" "${cmd[@]}"
-      mark_done "${asr_exp}/stage3/.done" "${start}" "$(quote "${cmd[@]}")"
+      logged "${log_dir}/train.integrate.log" "${cmd[@]}"
+      mark_done "${integrate_dir}/.done" "${start}" "$(quote "${cmd[@]}")"
     fi
   fi
 fi
 
 if [ -z "${decode_model}" ]; then
-  decode_model=${asr_exp}/stage2/model
-  if [ -n "${multimodal_train_set}" ] && [ -f "${asr_exp}/stage3/model/config.json" ]; then
-    decode_model=${asr_exp}/stage3/model
+  decode_model=${align_dir}/model
+  if [ -n "${multimodal_train_set}" ] && [ -f "${integrate_dir}/model/config.json" ]; then
+    decode_model=${integrate_dir}/model
   fi
 fi
 
@@ -371,9 +389,9 @@ if stage_enabled 6; then
       markers+=(--marker "1 features ${dset}=${feats_dir}/${dset}/.done")
     done
   fi
-  [ "${adapter}" != cformer ] || markers+=(--marker "2 train stage 1=${asr_exp}/stage1/.done")
-  markers+=(--marker "3 train stage 2=${asr_exp}/stage2/.done")
-  [ -z "${multimodal_train_set}" ] || markers+=(--marker "4 train stage 3=${asr_exp}/stage3/.done")
+  [ "${adapter}" != cformer ] || markers+=(--marker "2 train convert=${convert_dir}/.done")
+  markers+=(--marker "3 train align=${align_dir}/.done")
+  [ -z "${multimodal_train_set}" ] || markers+=(--marker "4 train integrate=${integrate_dir}/.done")
   for dset in ${test_sets}; do
     dir=${decode_dir}/${dset}
     markers+=(--marker "5 decode ${dset}=${dir}/.done")

@@ -202,7 +202,7 @@ def write_results(args: argparse.Namespace) -> Path:
             command = fields.get("command", "").replace("|", "\\|")
             out.append(f"|{label}|`{command}`|{fields.get('date', '-')}|{fmt_seconds(fields.get('seconds'))}|")
 
-    rows = [r for r in (training_summary(exp / name) for name in ("stage1", "stage2", "stage3")) if r]
+    rows = [r for r in (training_summary(exp / name) for name in ("convert", "align", "integrate")) if r]
     if rows:
         out += ["", "## Training", "",
                 "|stage|steps|epochs|first loss|last loss (mean of 10)|utt/s|valid loss|",

@@ -92,8 +92,8 @@ def snapshot(folder: Path) -> dict[str, int]:
 
 def check_outputs(exp: Path, tag: str, test_sets: list[str], expected_utts: dict[str, int], metric: str = "WER"):
     """Models, transcripts, scoring reports and a RESULTS.md with the ESPnet and icefall tables."""
-    assert (exp / tag / "stage2" / "model" / "config.json").is_file()
-    assert (exp / tag / "stage2" / ".done").is_file()
+    assert (exp / tag / "align" / "model" / "config.json").is_file()
+    assert (exp / tag / "align" / ".done").is_file()
     results = (exp / tag / "RESULTS.md").read_text()
     assert "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|" in results
     assert f"### {metric}" in results
@@ -225,7 +225,7 @@ def test_stage_5_without_a_model_says_which_stage_to_run(tmp_path):
     result = run_recipe("fsdd", "--stage", "5", "--asr-config", str(tmp_path / "conf.yaml"),
                         "--exp-dir", str(tmp_path / "exp"), check=False)
     assert result.returncode == 1
-    assert "stage2/model is not a trained model: run stages 2-4 first" in result.stdout
+    assert "align/model is not a trained model: run stages 2-4 first" in result.stdout
 
 
 RAW_TONE = (3000 * np.sin(np.arange(8000) / 5.0)).astype("<i2")  # raw 16-bit PCM, as goforward.raw
@@ -368,17 +368,17 @@ def test_stages_run_in_order_with_their_commands(stub, tmp_path):
     exp, data = tmp_path / "exp", tmp_path / "data"
     done = [c for c in calls() if isinstance(c, list)]
     assert [c[1] for c in done] == ["prepare", "cache-features", "train", "train", "decode"]
-    prepare, cache, stage1, stage2, decode = done
+    prepare, cache, convert, align, decode = done
     assert prepare == ["xasr", "prepare", "fsdd", "/nowhere", str(data)]
     features = Path(cache[cache.index("--output-dir") + 1])
     assert cache[cache.index("--cuts") + 1] == str(data / "fsdd_cuts_train.jsonl.gz")
     assert features.parent.parent == exp / "features" and features.name == "fsdd_train"
-    assert stage1[3:5] == ["--stage", "convert"]
-    assert stage1[stage1.index("--train-cuts") + 1] == str(features / "cuts.jsonl.gz")
-    assert stage1[stage1.index("--exp-dir") + 1] == str(exp / "cformer" / "stage1")
-    assert stage2[3:5] == ["--stage", "align"]
-    assert stage2[stage2.index("--init-from") + 1] == str(exp / "cformer" / "stage1" / "model")
-    assert decode[decode.index("--model") + 1] == str(exp / "cformer" / "stage2" / "model")
+    assert convert[3:5] == ["--stage", "convert"]
+    assert convert[convert.index("--train-cuts") + 1] == str(features / "cuts.jsonl.gz")
+    assert convert[convert.index("--exp-dir") + 1] == str(exp / "cformer" / "convert")
+    assert align[3:5] == ["--stage", "align"]
+    assert align[align.index("--init-from") + 1] == str(exp / "cformer" / "convert" / "model")
+    assert decode[decode.index("--model") + 1] == str(exp / "cformer" / "align" / "model")
     assert decode[decode.index("--manifest") + 1] == str(data / "fsdd_cuts_test.jsonl.gz")
     assert decode[decode.index("--output-dir") + 1] == str(exp / "cformer" / "decode" / "fsdd_test")
     assert decode[decode.index("--ref") + 1] == str(data / "fsdd_supervisions_test.jsonl.gz")
@@ -391,8 +391,8 @@ def test_stages_run_in_order_with_their_commands(stub, tmp_path):
     assert "## WER\n\n|settings|fsdd_test|comment|\n|---|---|---|\n|cformer|25.0|-|\n" in results
     assert ("### WER\n\n|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|\n|---|---|---|---|---|---|---|---|---|\n"
             "|fsdd_test|2|4|75.0|0.0|25.0|0.0|25.0|50.0|\n") in results
-    assert "|stage1|2|1|3.000|2.250|" in results  # steps, epochs, first loss, mean of the last ten
-    for stage in ["0 prepare", "1 features fsdd_train", "2 train stage 1", "3 train stage 2", "5 decode fsdd_test"]:
+    assert "|convert|2|1|3.000|2.250|" in results  # steps, epochs, first loss, mean of the last ten
+    for stage in ["0 prepare", "1 features fsdd_train", "2 train convert", "3 train align", "5 decode fsdd_test"]:
         assert f"|{stage}|`" in results
     assert "cd egs/fsdd/asr\n./run.sh --python" in results
     assert "```yaml\nmodel: {adapter: cformer}\n```" in results
@@ -410,8 +410,21 @@ def test_finished_stages_are_skipped_and_stages_5_6_run_alone(stub, tmp_path):
     assert [c[1] for c in calls()] == ["decode"]
     assert "Stage 0" not in out and "Stage 4" not in out and (tmp_path / "exp" / "cformer" / "RESULTS.md").is_file()
     # a marker made by a different command is kept, with a warning
-    out = run("--stage", "3", "--stop-stage", "3", "--train-opts", "--set stage2.lr=1")
+    out = run("--stage", "3", "--stop-stage", "3", "--train-opts", "--set align.lr=1")
     assert calls() == [] and "was made by another command" in out
+
+
+def test_an_experiment_with_numbered_folders_is_renamed_and_reused(stub, tmp_path):
+    run, calls = stub
+    run("--skip-install", "true")
+    calls()
+    exp = tmp_path / "exp" / "cformer"
+    for number, name in [("1", "convert"), ("2", "align")]:
+        (exp / name).rename(exp / f"stage{number}")
+    out = run("--skip-install", "true")
+    assert f"renaming {exp}/stage1 to {exp}/convert" in out and f"renaming {exp}/stage2 to {exp}/align" in out
+    assert calls() == [] and out.count("already done") == 4
+    assert (exp / "align" / "model" / "config.json").is_file() and not (exp / "stage2").exists()
 
 
 def test_projector_ngpu_and_no_feature_cache(stub, tmp_path):
@@ -476,7 +489,7 @@ def test_fsdd_recipe_runs_all_stages_skips_them_again_and_decodes_alone(tiny_sou
     cached = list((exp / "features").glob("*/fsdd_train/cuts.jsonl.gz"))
     assert len(cached) == 1 and (cached[0].parent / "features.h5").is_file()
     assert all("encoder_features" in cut["custom"] for cut in read_jsonl_gz(cached[0]))
-    assert (exp / "tiny" / "stage1" / "model" / "config.json").is_file()
+    assert (exp / "tiny" / "convert" / "model" / "config.json").is_file()
     assert "Stage 4: skipped: speech-only recipe" in first
     results = check_outputs(exp, "tiny", ["fsdd_test"], {"fsdd_test": 3})
     assert "|fsdd_test|3|3|" in results and "|settings|fsdd_test|comment|" in results
@@ -484,7 +497,7 @@ def test_fsdd_recipe_runs_all_stages_skips_them_again_and_decodes_alone(tiny_sou
 
     before = snapshot(exp)
     second = run_recipe("fsdd", *args).stdout
-    assert second.count("already done") == 4  # prepare, stage1, stage2, decode
+    assert second.count("already done") == 4  # prepare, convert, align, decode
     assert "fsdd_train: already cached" in second
     assert snapshot(exp) == before
 
@@ -507,7 +520,7 @@ def test_fsdd_projector_skips_x2l_stage_and_shares_features(tiny_sources, tmp_pa
     out = run_recipe("fsdd", "--fsdd-dir", fsdd, *common_args(tmp_path, projector)).stdout
     assert "Stage 2: skipped: the projector adapter has no X2L conversion stage" in out
     assert "fsdd_train: already cached" in out  # same encoder: the features are shared
-    assert not (tmp_path / "exp" / "projector" / "stage1").exists()
+    assert not (tmp_path / "exp" / "projector" / "convert").exists()
     check_outputs(tmp_path / "exp", "projector", ["fsdd_test"], {"fsdd_test": 3})
 
 

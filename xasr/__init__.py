@@ -1,7 +1,7 @@
 """xasr: LLM-based speech recognition after X-LLM (frozen encoders, C-Former, frozen LLM).
 
     import xasr
-    model = xasr.load_model("exp/stage2/model")
+    model = xasr.load_model("exp/align/model")
     for t in model.transcribe(["a.wav", "b.flac"]):
         print(t.id, t.text, [(w.word, w.start, w.end) for w in t.words])
 """

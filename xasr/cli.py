@@ -300,7 +300,8 @@ def score_command(
 
 @app.command("train")
 def train_command(
-    config: Path = typer.Argument(..., help="Recipe YAML with model:, train: and stage1:/stage2: sections."),
+    config: Path = typer.Argument(..., help="Recipe YAML with model:, train: and convert:/align:/integrate: "
+                                  "(or stage1:-stage3:) sections."),
     train_cuts: List[Path] = typer.Option(..., help="Training cuts manifest (.jsonl.gz); repeat to join several."),
     exp_dir: Path = typer.Option(..., help="Experiment folder of this stage (checkpoint, logs, model/)."),
     stage: str = typer.Option(

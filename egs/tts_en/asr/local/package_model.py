@@ -3,13 +3,13 @@
 
     local/package_model.py --exp-dir EXP/cformer --data-dir DATA [--name default-en] \
         [--test-sets "real_en_dev pocketsphinx_test"]
-    local/package_model.py --exp-dir EXP/v2 --data-dir DATA --model-dir EXP/v2/stage1/model --search cif \
-        --stage "stage1 (from v1)=EXP/cformer/stage1" --stage stage1=EXP/v2/stage1 --train-set "tts_fit tts_fitaug"
+    local/package_model.py --exp-dir EXP/v2 --data-dir DATA --model-dir EXP/v2/convert/model --search cif \
+        --stage "convert (from v1)=EXP/cformer/convert" --stage convert=EXP/v2/convert --train-set "tts_fit tts_fitaug"
 
-Copies the model (config.json + adapter.safetensors; default EXP/stage2/model) to xasr/pretrained/NAME/,
+Copies the model (config.json + adapter.safetensors; default EXP/align/model) to xasr/pretrained/NAME/,
 with `--search` as its default decoding search, and writes card.json (what `xasr info` shows) and
 MODEL_CARD.md: training data (utterances, hours, engines), steps, throughput and wall time per
-training stage (from the stages' log.jsonl and .done markers; default EXP/stage1 and EXP/stage2), and
+training stage (from the stages' log.jsonl and .done markers; default EXP/convert and EXP/align), and
 the WER of each test set (from the scorer's scores-*.json in EXP/decode/SET).
 """
 
@@ -75,15 +75,15 @@ def main() -> None:
     parser.add_argument("--train-cuts", type=Path, action="append", default=[],
                         help="the cuts manifests training read (repeatable; instead of --train-set's in DATA)")
     parser.add_argument("--test-sets", default="real_en_dev pocketsphinx_test")
-    parser.add_argument("--model-dir", type=Path, help="the model to ship (default EXP/stage2/model)")
+    parser.add_argument("--model-dir", type=Path, help="the model to ship (default EXP/align/model)")
     parser.add_argument("--stage", action="append", default=[], help="NAME=DIR of a training stage to report "
-                        "(repeatable; default stage1 and stage2 in EXP)")
+                        "(repeatable; default convert and align in EXP)")
     parser.add_argument("--search", choices=("greedy", "cif"), help="the model's default search (default: as trained)")
     parser.add_argument("--target", type=Path, help="where to write it (default xasr/pretrained/NAME)")
     parser.add_argument("--notice", help="a warning for users: leads the card's summary and MODEL_CARD.md")
     args = parser.parse_args()
 
-    model_dir = args.model_dir or args.exp_dir / "stage2" / "model"
+    model_dir = args.model_dir or args.exp_dir / "align" / "model"
     manifests = args.train_cuts or [args.data_dir / f"{name.rsplit('_', 1)[0]}_cuts_{name.rsplit('_', 1)[1]}.jsonl.gz"
                                      for name in args.train_set.split()]
     cuts = CutSet.from_cuts(cut for path in manifests for cut in CutSet.from_file(path))
@@ -93,7 +93,7 @@ def main() -> None:
     hours = sum(c.duration for c in cuts) / 3600
     augmented = sum("_aug" in c.id for c in cuts)
     stage_dirs = dict(spec.split("=", 1) for spec in args.stage) or {
-        name: args.exp_dir / name for name in ("stage1", "stage2")}
+        name: args.exp_dir / name for name in ("convert", "align")}
     stages = {name: stage_summary(Path(directory)) for name, directory in stage_dirs.items()}
     results = {s: wer(args.exp_dir / "decode", s) for s in args.test_sets.split()}
     revision = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
