@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -27,22 +26,19 @@ PACKAGES = ("torch", "transformers", "lhotse", "xasr")
 # ---- config-info ----------------------------------------------------------------------------------
 
 def config_info(path: Path) -> dict[str, str]:
-    """What asr.sh needs to know about a recipe YAML, without building anything."""
+    """What asr.sh needs to know about a recipe YAML, read by xasr's own config module (the source
+    tree's: it is torch-free and works before xasr is installed), without building anything."""
     import yaml
 
-    data = yaml.safe_load(path.read_text()) or {}
-    model = data.get("model") or {}
-    encoder = model.get("encoder") or {}
-    kind = encoder.get("kind", "whisper")
-    source = encoder.get("source", "whisper-base") if kind != "conformer" else "conformer"
-    if encoder.get("hf_config"):
-        source = "random"
-    name = re.sub(r"[^A-Za-z0-9.+-]+", "_", Path(str(source).rstrip("/")).name) or "encoder"
-    digest = hashlib.sha1(json.dumps(encoder, sort_keys=True).encode()).hexdigest()[:8]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from xasr.config import encoder_tag, load_config_file
+
+    model, _ = load_config_file(path, "convert")
+    written = (yaml.safe_load(path.read_text()) or {}).get("model") or {}
     return {
-        "adapter": str(model.get("adapter", "cformer")),
-        "encoder_frozen": "true" if encoder.get("frozen", True) else "false",
-        "encoder_tag": f"{kind}_{name}_{digest}",
+        "adapter": model.adapter,
+        "encoder_frozen": "true" if model.encoder.frozen else "false",
+        "encoder_tag": encoder_tag(written.get("encoder") or {}),
     }
 
 
@@ -259,7 +255,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.config.is_file():
             print(f"error: {args.config}: no such config file", file=sys.stderr)
             return 1
-        for key, value in config_info(args.config).items():
+        try:
+            info = config_info(args.config)
+        except (ValueError, TypeError) as e:
+            print(f"error: {args.config}: {e}", file=sys.stderr)
+            return 1
+        for key, value in info.items():
             print(f"{key}={shlex.quote(value)}")
     elif args.command == "requirements":
         missing = missing_requirements([e.strip() for e in args.extras.split(",") if e.strip()])

@@ -611,3 +611,22 @@ def test_aishell_recipe_scores_characters(tiny_sources, tmp_path):
     run_recipe("aishell", *args)
     check_outputs(tmp_path / "exp", "tiny", ["aishell_dev", "aishell_test"], {"aishell_dev": 1, "aishell_test": 1},
                   metric="CER")
+
+
+def test_config_info_reads_configs_through_xasr_config(tmp_path):
+    from xasr.config import encoder_tag
+
+    def config_info(text):
+        path = tmp_path / "conf.yaml"
+        path.write_text(text)
+        return subprocess.run([sys.executable, str(RECIPES / "recipe_utils.py"), "config-info", str(path)],
+                              capture_output=True, text=True)
+
+    result = config_info("model:\n  adapter: projector\n  encoder: {source: whisper-tiny.en, frozen: false}\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["adapter=projector", "encoder_frozen=false",
+                                     "encoder_tag=" + encoder_tag({"source": "whisper-tiny.en", "frozen": False})]
+    # defaults are the config module's (whisper-base), not a copy of them
+    assert config_info("model: {}\n").stdout.split()[2].startswith("encoder_tag=whisper_whisper-base_")
+    bad = config_info("model:\n  encoder: {sorce: whisper-tiny.en}\n")
+    assert bad.returncode == 1 and "unknown EncoderConfig settings: sorce" in bad.stderr

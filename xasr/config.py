@@ -7,6 +7,8 @@ Nested configs rebuild from `dataclasses.asdict` output with `XASRConfig.from_di
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,6 +296,16 @@ _Yaml12Loader.add_implicit_resolver(
 
 def _yaml_load(text: str):
     return yaml.load(text, Loader=_Yaml12Loader)
+
+
+def encoder_tag(encoder: dict) -> str:
+    """The folder name of an encoder's cached outputs: kind, source and a hash of the YAML `encoder:`
+    section as written, so configs that share an encoder share its features."""
+    config = _from_dict(EncoderConfig, encoder)
+    source = "random" if config.hf_config else "conformer" if config.kind == "conformer" else config.source
+    name = re.sub(r"[^A-Za-z0-9.+-]+", "_", Path(str(source).rstrip("/")).name) or "encoder"
+    digest = hashlib.sha1(json.dumps(encoder, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{config.kind}_{name}_{digest}"
 
 
 def load_config_file(path: Path | str, stage: int | str,
