@@ -74,7 +74,7 @@ def run_worker(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
         model = xasr.load_model(args.model or None, int8=args.worker == "xasr-int8")
         loaded = time.perf_counter()
-        transcripts = model.transcribe([item["path"] for item in items])
+        transcripts = list(xasr.transcribe(model, [item["path"] for item in items], progress=False))
         hyps = {item["id"]: t.text for item, t in zip(items, transcripts)}
         errors = [t.error for t in transcripts if t.error]
     else:

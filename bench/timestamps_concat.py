@@ -118,7 +118,7 @@ def main() -> None:
         print(f"{args.files} files of {args.per_file} clips, pauses {args.pause[0]}-{args.pause[1]} s; "
               f"model {args.model}")
         for vad in args.vad:
-            transcripts = model.transcribe([path for path, _ in built], vad=vad)
+            transcripts = list(xasr.transcribe(model, [path for path, _ in built], vad=vad, progress=False))
             starts, ends, total = [], [], 0
             for (_, clips), transcript in zip(built, transcripts):
                 s, e, n = boundary_errors(clips, transcript.words)

@@ -259,8 +259,8 @@ def test_python_api_mirrors_the_cli(model_dir, tmp_path):
     model = xasr.load_model(model_dir)
     samples = 0.1 * np.random.default_rng(0).standard_normal(8000).astype(np.float32)
     _noise(tmp_path / "f.wav")
-    transcripts = model.transcribe([str(tmp_path / "f.wav"), samples, (np.stack([samples, samples], 1), 8000)],
-                                   vad="never")
+    transcripts = list(xasr.transcribe(model, [str(tmp_path / "f.wav"), samples,
+                                               (np.stack([samples, samples], 1), 8000)], vad="never"))
     assert [t.id for t in transcripts] == ["f", "array-1", "array-2"]
     assert transcripts[2].duration == pytest.approx(1.0)  # 8000 samples at 8 kHz
 
@@ -276,7 +276,7 @@ def test_int8_quantises_the_frozen_linear_layers(model_dir):
     assert not any("mlp" in name for name in quantized)  # MLPs and the output layer stay in float
     assert not isinstance(model.llm.model.get_output_embeddings(), DynamicQuantizedLinear)
     assert any(isinstance(m, DynamicQuantizedLinear) for m in model.encoder.modules())
-    assert model.transcribe([np.zeros(4000, dtype=np.float32) + 0.01], vad="never")[0].error is None
+    assert next(xasr.transcribe(model, [np.zeros(4000, dtype=np.float32) + 0.01], vad="never")).error is None
 
 
 # ---- long-form and short inputs --------------------------------------------------------------------
@@ -304,7 +304,7 @@ def test_long_input_is_segmented_by_voice_activity_in_file_time(model_dir, utter
 
     import xasr
 
-    transcript = xasr.load_model(model_dir).transcribe([tmp_path / "long.wav"], max_segment_seconds=5.0)[0]
+    transcript = next(xasr.transcribe(xasr.load_model(model_dir), [tmp_path / "long.wav"], max_segment_seconds=5.0))
     assert transcript.error is None and transcript.duration == pytest.approx(len(signal) / 16000)
     assert [round(s.start, 2) for s in transcript.segments] == [round(p[0], 2) for p in pieces]
     for segment in transcript.segments:
@@ -397,6 +397,6 @@ def test_a_picture_reaches_the_llm(image_model_dir, tmp_path):
     original = model.llm.build_inputs
     model.llm.build_inputs = lambda modalities, *a, **k: seen.append(modalities) or original(modalities, *a, **k)
     samples = 0.1 * np.random.default_rng(0).standard_normal(12000).astype(np.float32)
-    model.transcribe([samples], vad="never", image=str(tmp_path / "blue.png"), search="greedy")
+    list(transcribe(model, [samples], vad="never", image=str(tmp_path / "blue.png"), search="greedy"))
     assert DecodeOptions(image="x").image == "x"
     assert seen and seen[0]["<image>"][0].shape[0] == 3  # the Q-Former's 3 queries fill <image>

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+import xasr
 import xasr.loading
 import xasr.pretrained
 from xasr.info import packaged_model_status
@@ -95,7 +96,7 @@ def goforward(request):
     mp = pytest.MonkeyPatch()
     mp.setenv("HF_HUB_OFFLINE", "1")
     try:
-        transcript, = _default_model_or_skip().transcribe([clip])
+        transcript, = xasr.transcribe(_default_model_or_skip(), [clip], progress=False)
     finally:
         mp.undo()
     return transcript
@@ -125,7 +126,7 @@ def test_the_default_model_is_surer_of_real_speech_than_of_noise(goforward):
     import numpy as np
 
     noise = (0.05 * np.random.default_rng(0).standard_normal(3 * 16000)).astype(np.float32)
-    transcript, = _default_model_or_skip().transcribe([noise])
+    transcript, = xasr.transcribe(_default_model_or_skip(), [noise], progress=False)
     speech = [w.probability for w in goforward.words]
     assert speech and all(0 < p <= 1 for p in speech)
     heard = [w.probability for w in transcript.words] or [0.0]

@@ -44,3 +44,12 @@ def test_no_import_cycles_between_xasr_modules():
     assert graph["xasr.model"] and not {"xasr.decode", "xasr.generation"} & graph["xasr.model"]
     assert "xasr.model" in graph["xasr.generation"]  # decoding policy sits above the model, in one module
     assert "xasr.model" not in graph["xasr.data.dataset"]
+
+
+def test_the_model_does_not_reach_up_to_decoding_even_lazily():
+    path = PACKAGE / "model.py"
+    lazy = {node.module for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module}
+    lazy |= {alias.name for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Import)
+             for alias in node.names}
+    assert not {"xasr.decode", "xasr.generation", "xasr.loading", "xasr.cli"} & lazy

@@ -2,7 +2,7 @@
 
     import xasr
     model = xasr.load_model("exp/align/model")
-    for t in model.transcribe(["a.wav", "b.flac"]):
+    for t in xasr.transcribe(model, ["a.wav", "b.flac"]):
         print(t.id, t.text, [(w.word, w.start, w.end) for w in t.words])
 """
 
@@ -15,4 +15,8 @@ def __getattr__(name: str):
         from xasr.loading import load_model
 
         return load_model
+    if name == "transcribe":
+        from xasr.decode import transcribe
+
+        return transcribe
     raise AttributeError(f"module 'xasr' has no attribute {name!r}")

@@ -392,12 +392,24 @@ def plot_segment_cif(model: XASRModel, piece: _Piece, out: dict, segment: Segmen
                               title=title if len(title) < 160 else title[:157] + "...")
 
 
-def transcribe(model: XASRModel, inputs: Sequence[AudioInput], options: Optional[DecodeOptions] = None,
-               progress: bool = True) -> Iterator[Transcript]:
-    """Yield one `Transcript` per input, in input order, as soon as each is complete."""
+def transcribe(model: XASRModel, inputs: Sequence, options: Optional[DecodeOptions] = None,
+               progress: bool = True, **option_fields) -> Iterator[Transcript]:
+    """Yield one `Transcript` per input, in input order, as soon as each is complete.
+
+    `inputs` are `AudioInput`s, or what the Python API takes: audio files, directories, globs, 16 kHz
+    arrays and (array, sample_rate) pairs. Options are a `DecodeOptions` or its fields as keywords
+    (`num_beams`, `search`, `context`, `hotwords`, `vad`, ...).
+    """
     from tqdm import tqdm
 
+    if option_fields:
+        if options is not None:
+            raise TypeError("give either options=DecodeOptions(...) or its fields as keywords, not both")
+        options = DecodeOptions(**option_fields)
     options = options or DecodeOptions()
+    inputs = list(inputs)
+    if not all(isinstance(item, AudioInput) for item in inputs):
+        inputs = as_inputs(inputs)
     model.eval()
     transcripts = [Transcript(id=item.id, path=str(item.path) if item.path else None) for item in inputs]
     pool: list[_Piece] = []

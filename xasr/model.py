@@ -185,16 +185,6 @@ class XASRModel(nn.Module):
         target_lengths = torch.tensor([len(t) for t in targets], device=features.device)
         return F.ctc_loss(log_probs, flat, feature_lengths, target_lengths, blank=blank, zero_infinity=True)
 
-    def transcribe(self, inputs, **options) -> list:
-        """Transcripts of audio files, directories, globs or 16 kHz arrays ((array, rate) pairs too).
-
-        `options` are `xasr.decode.DecodeOptions` fields (num_beams, context, hotwords, vad, ...).
-        """
-        from xasr.config import DecodeOptions
-        from xasr.decode import as_inputs, transcribe
-
-        return list(transcribe(self, as_inputs(inputs), DecodeOptions(**options), progress=False))
-
     # ---- model directories -----------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Adapter (and CTC head, and an encoder trained from scratch) weights; LoRA is saved by peft."""
