@@ -2,8 +2,11 @@
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -400,3 +403,44 @@ def test_a_picture_reaches_the_llm(image_model_dir, tmp_path):
     list(transcribe(model, [samples], vad="never", image=str(tmp_path / "blue.png"), search="greedy"))
     assert DecodeOptions(image="x").image == "x"
     assert seen and seen[0]["<image>"][0].shape[0] == 3  # the Q-Former's 3 queries fill <image>
+
+
+# ---- several processes (torchrun) ------------------------------------------------------------------
+XASR = str(Path(sys.executable).parent / "xasr")  # the console script itself (a pyenv shim is a shell script)
+
+def test_two_gloo_processes_write_what_one_process_writes(model_dir, tmp_path):
+    rng = np.random.default_rng(1)
+    for n, seconds in enumerate([1.4, 0.6, 1.1, 0.8, 1.9, 0.5, 1.2]):
+        sf.write(tmp_path / f"in{n}.wav", 0.1 * rng.standard_normal(int(seconds * 16000)).astype(np.float32), 16000)
+    (tmp_path / "bad.wav").write_text("nope")
+    inputs = sorted(str(p) for p in tmp_path.glob("*.wav"))
+    common = ["decode", *inputs, "--model", str(model_dir), "--format", "jsonl,txt", "--no-progress",
+              "--batch-seconds", "3", "--search", "cif"]  # this random model's LLM writes nothing; its head does
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([XASR, *common, "--output-dir", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env)
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          XASR, *common, "--output-dir", str(tmp_path / "two")],
+                         capture_output=True, text=True, env=env)
+    assert one.returncode == 1 and two.returncode != 0, two.stderr  # bad.wav fails both
+    assert two.stderr.count("bad.wav: not a readable audio file") == 1  # named once, by rank 0
+    assert "decoded 7 of 8 inputs on 2 processes" in two.stderr
+
+    def outputs(folder):
+        records = [json.loads(line) for line in (folder / "transcripts.jsonl").read_text().splitlines()]
+        for record in records:
+            record.pop("timing")
+        texts = {p.name: p.read_text() for p in folder.glob("*.txt")}
+        return records, texts, sorted(p.name for p in folder.iterdir())
+
+    assert outputs(tmp_path / "two") == outputs(tmp_path / "one")
+    records, texts, _ = outputs(tmp_path / "one")
+    assert [r["id"] for r in records] == ["bad"] + [f"in{n}" for n in range(7)]  # input order
+    assert any(text.strip() for text in texts.values())
+    assert sorted(line.split("\t")[0] for line in two.stdout.splitlines()) == [f"in{n}" for n in range(7)]
+
+
+def test_a_torchrun_decode_needs_an_output_dir(model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = CliRunner().invoke(app, ["decode", str(_noise(tmp_path / "a.wav")), "--model", str(model_dir)])
+    assert result.exit_code == 2 and "needs --output-dir" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -391,9 +392,10 @@ def decode_command(
     import time
 
     from xasr.config import SEARCHES, TOKEN_HEAD_SEARCHES, DecodeOptions
-    from xasr.decode import collect_inputs, transcribe
+    from xasr.decode import collect_inputs, input_duration, transcribe
+    from xasr.distributed import DistributedContext, Spool, shard_by_duration
     from xasr.loading import load_model
-    from xasr.writers import OutputLocked, TranscriptWriter
+    from xasr.writers import SPOOL_DIR, OutputLocked, TranscriptWriter
 
     for option, value in (("--beam", beam), ("--batch-seconds", batch_seconds),
                           ("--max-segment-seconds", max_segment_seconds), ("--max-audio-hours", max_audio_hours)):
@@ -420,28 +422,53 @@ def decode_command(
         formats.append("jsonl")
     if vad not in ("auto", "always", "never"):
         _usage(f"--vad {vad}: use auto, always or never")
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if several and output_dir is None:
+        _usage("decoding on several processes (torchrun) needs --output-dir: rank 0 merges the outputs there")
+    ranks = DistributedContext(device) if several else None
+    main = ranks is None or ranks.is_main
     try:
         items, problems = collect_inputs(inputs or [], manifest, wav_scp)
     except (OSError, ValueError) as e:
         _fail(str(e))
-    for problem in problems:
+    for problem in problems if main else []:
         typer.echo(f"error: {problem}", err=True)
     if not items:
         _fail("nothing to decode: give audio files, directories, globs, --manifest or --wav-scp")
     order = [item.id for item in items]
+    writer, refused = None, None
     try:
-        writer = TranscriptWriter(output_dir, formats, overwrite=overwrite) if output_dir is not None else None
-    except OutputLocked as e:
-        _usage(str(e))
-    except (ValueError, OSError) as e:
-        _fail(str(e))
-    if writer is not None and writer.done:
-        kept = sum(item.id in writer.done for item in items)
-        items = [item for item in items if item.id not in writer.done]
-        typer.echo(f"resuming: {kept} of {len(order)} inputs are already transcribed in {output_dir} "
-                   "(--overwrite decodes them again)", err=True)
+        writer = TranscriptWriter(output_dir, formats, overwrite=overwrite) if output_dir is not None and main else None
+    except (OutputLocked, ValueError, OSError) as e:
+        refused = e
+    if ranks is not None:  # the other ranks learn what rank 0 found in the output folder
+        spool = Spool(output_dir / SPOOL_DIR)
+        if writer is not None:
+            for transcript in spool.take():  # left by ranks of a stopped run
+                if transcript.id in order and transcript.error is None:
+                    writer.write(transcript)
+                    writer.done.add(transcript.id)
+        refused, done = ranks.broadcast((refused, writer.done if writer is not None else None))
+        if refused is not None and not main:
+            raise typer.Exit(2 if isinstance(refused, OutputLocked) else 1)
+    else:
+        done = writer.done if writer is not None else set()
+    if isinstance(refused, OutputLocked):
+        _usage(str(refused))
+    elif refused is not None:
+        _fail(str(refused))
+    if done:
+        kept = sum(item.id in done for item in items)
+        items = [item for item in items if item.id not in done]
+        if main:
+            typer.echo(f"resuming: {kept} of {len(order)} inputs are already transcribed in {output_dir} "
+                       "(--overwrite decodes them again)", err=True)
+    to_decode = len(items)
+    if ranks is not None:
+        shards = shard_by_duration(items, ranks.world_size, input_duration)
+        items = [items[i] for i in shards[ranks.rank]]
     try:
-        asr = load_model(model, device=device, int8=int8,
+        asr = load_model(model, device=str(ranks.device) if ranks is not None else device, int8=int8,
                          llm_dtype=None if llm_dtype == "model" else llm_dtype) if items else None
     except (FileNotFoundError, ValueError, OSError) as e:
         if writer is not None:
@@ -458,21 +485,38 @@ def decode_command(
         _usage(f"--search {search} needs a C-Former model; this one has the {asr.config.adapter} adapter")
     started, audio_seconds, failed, complete = time.time(), 0.0, 0, False
     finished, write_failures = 0, 0
+
+    def report(transcript) -> None:
+        nonlocal failed, write_failures, finished, audio_seconds
+        if transcript.error is not None:
+            failed += 1
+            typer.echo(f"error: {transcript.error}", err=True)
+        elif transcript.notice is not None:
+            typer.echo(f"note: {transcript.notice}", err=True)
+        if writer is not None:
+            for problem in writer.write(transcript):
+                write_failures += 1
+                typer.echo(f"error: {problem}", err=True)
+        if transcript.error is None:
+            typer.echo(f"{transcript.id}\t{transcript.text}")
+            finished += 1
+        audio_seconds += transcript.duration
+
     try:
-        for transcript in transcribe(asr, items, options, progress=progress) if items else []:
-            if transcript.error is not None:
-                failed += 1
-                typer.echo(f"error: {transcript.error}", err=True)
-            elif transcript.notice is not None:
-                typer.echo(f"note: {transcript.notice}", err=True)
-            if writer is not None:
-                for problem in writer.write(transcript):
-                    write_failures += 1
-                    typer.echo(f"error: {problem}", err=True)
-            if transcript.error is None:
-                typer.echo(f"{transcript.id}\t{transcript.text}")
-                finished += 1
-            audio_seconds += transcript.duration
+        own = transcribe(asr, items, options, progress=progress and main) if items else []
+        for index, transcript in enumerate(own):
+            if main:
+                report(transcript)
+                for other in spool.take() if ranks is not None else []:
+                    report(other)
+            else:
+                spool.put(ranks.rank, index, transcript)
+        if ranks is not None:
+            ranks.barrier()  # every rank has finished its shard
+            for other in spool.take() if main else []:
+                report(other)
+            if main:
+                spool.directory.rmdir()
         complete = True
     finally:
         if writer is not None:
@@ -481,9 +525,12 @@ def decode_command(
                 total = len(writer.done) + finished
                 typer.echo(f"interrupted: {total} finished transcript(s) kept in {kept}; run the same command "
                            "again to decode the rest", err=True)
+    if not main:
+        return
     wall = time.time() - started
     rtf = wall / audio_seconds if audio_seconds else float("nan")
-    typer.echo(f"decoded {len(items) - failed} of {len(items)} inputs: {audio_seconds:.1f} s of audio "
+    workers = f" on {ranks.world_size} processes" if ranks is not None else ""
+    typer.echo(f"decoded {to_decode - failed} of {to_decode} inputs{workers}: {audio_seconds:.1f} s of audio "
                f"in {wall:.1f} s (RTF {rtf:.3f})", err=True)
     if ref is not None:
         from xasr.score import default_set_name, load_hypotheses, load_references, score, write_reports
@@ -514,13 +561,15 @@ def cache_features_command(
     """Run the frozen encoder once over CUTS and store its outputs; train on OUTPUT_DIR/cuts.jsonl.gz.
 
     Cuts already cached in OUTPUT_DIR are not encoded again (delete the folder to recompute); a stopped
-    run resumes from its last checkpoint (every 2,000 cuts).
+    run resumes from its last checkpoint (every 2,000 cuts). `torchrun --nproc-per-node N xasr
+    cache-features ...` shares the cuts between N processes.
     """
     import torch
     from lhotse import CutSet
 
     from xasr.config import load_config_file
     from xasr.data.dataset import cache_encoder_features
+    from xasr.distributed import DistributedContext
     from xasr.encoders import build_encoder
 
     if not cuts.is_file():
@@ -536,10 +585,16 @@ def cache_features_command(
         _fail(str(e))
     if not model_config.encoder.frozen:
         _fail(f"{config}: the encoder is trained (frozen: false), so its outputs cannot be cached")
+    ranks = DistributedContext(device) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
     encoder = build_encoder(model_config.encoder).eval()
-    encoder.to(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
-    cached = cache_encoder_features(encoder, cut_set, output_dir, batch_duration=batch_duration)
-    typer.echo(f"cached the encoder features of {len(cached)} cuts: {output_dir / 'cuts.jsonl.gz'}")
+    if ranks is not None:
+        encoder.to(ranks.device)
+    else:
+        encoder.to(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
+    cached = cache_encoder_features(encoder, cut_set, output_dir, batch_duration=batch_duration, ranks=ranks)
+    if ranks is None or ranks.is_main:
+        workers = f" on {ranks.world_size} processes" if ranks is not None else ""
+        typer.echo(f"cached the encoder features of {len(cached)} cuts{workers}: {output_dir / 'cuts.jsonl.gz'}")
 
 
 @app.command("info")

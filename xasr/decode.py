@@ -182,7 +182,8 @@ def as_inputs(items: Iterable[Union[str, Path, np.ndarray, tuple]]) -> list[Audi
 
 
 # ---- segmentation -----------------------------------------------------------------------------------
-def _duration(item: AudioInput) -> float:
+def input_duration(item: AudioInput) -> float:
+    """Seconds of audio of one input (NaN when its file cannot be read: decoding names the problem)."""
     if item.samples is not None:
         return len(item.samples) / SAMPLE_RATE
     if item.cut is not None:
@@ -213,7 +214,7 @@ def iter_segments(item: AudioInput, options: DecodeOptions) -> Iterator[tuple[fl
     a fifth of FSDD's spoken digits), and the C-Former fires no token where it hears no speech. Long
     ones, or all with `vad="always"`, are split into voice-activity segments, read block by block.
     """
-    duration = _duration(item)
+    duration = input_duration(item)
     if duration > options.max_audio_hours * 3600:
         raise AudioError(item.name, f"too long ({duration / 3600:.1f} h > {options.max_audio_hours:g} h); "
                                     "raise --max-audio-hours to decode it")
@@ -443,7 +444,7 @@ def transcribe(model: XASRModel, inputs: Sequence, options: Optional[DecodeOptio
         for index, item in enumerate(inputs):
             transcript = transcripts[index]
             try:
-                transcript.duration = _duration(item)
+                transcript.duration = input_duration(item)
                 for start, samples in iter_segments(item, options):
                     pool.append(_Piece(index, start, samples, item.id, _image_for(item, options)))
                     if pool_full():

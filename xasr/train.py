@@ -13,7 +13,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from xasr.config import STAGES, TrainConfig
 from xasr.data.dataset import SpeechTextDataset
+from xasr.distributed import DistributedContext
 from xasr.io import atomic_path
 from xasr.model import IMAGE, XASRModel
 
@@ -117,33 +117,6 @@ def _set_rng_state(state: dict) -> None:
 def _atomic_save(obj, path: Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-
-
-class DistributedContext:
-    """rank/world size from torchrun's environment; a no-op for a single process."""
-
-    def __init__(self):
-        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if torch.cuda.is_available():
-            self.device = torch.device("cuda", self.local_rank)
-            torch.cuda.set_device(self.device)
-        else:
-            self.device = torch.device("cpu")
-        if self.world_size > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def mean(self, value: float) -> float:
-        if self.world_size == 1:
-            return value
-        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
-        dist.all_reduce(tensor)
-        return float(tensor.item() / self.world_size)
 
 
 def _after_step(step: int) -> None:

@@ -14,6 +14,7 @@ from xasr.io import read_lines, write_atomic
 FORMATS = ("txt", "jsonl", "srt", "vtt")
 JSONL_NAME = "transcripts.jsonl"
 LOCK_NAME = ".xasr-decode.lock"
+SPOOL_DIR = ".xasr-shards"  # where the other ranks of a torchrun decode leave their transcripts for rank 0
 
 
 class OutputLocked(RuntimeError):

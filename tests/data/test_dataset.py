@@ -114,3 +114,48 @@ def test_cuts_bring_their_pictures_and_a_bad_one_leaves_the_item_speech_only(tmp
     assert batch.images.shape == (3, 1, 3, 8, 8)
     assert list(dataset.image_failures) == [str(tmp_path / "bad.png")] and "bad.png" in caplog.text
     assert SpeechTextDataset()[CutSet.from_cuts(cuts)].images is None
+
+
+def _cache_on_rank(rank: int, world_size: int, port: int, manifest: str, cache: str) -> None:
+    import os
+
+    from lhotse import CutSet
+
+    from xasr.distributed import DistributedContext
+
+    os.environ.update(WORLD_SIZE=str(world_size), RANK=str(rank), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    ranks = DistributedContext("cpu")
+    cache_encoder_features(CountingEncoder().eval(), CutSet.from_file(manifest), cache, batch_duration=0.5,
+                           checkpoint_every=2, ranks=ranks)
+    torch.distributed.destroy_process_group()
+
+
+def test_two_gloo_processes_cache_what_one_process_caches(tmp_path):
+    import socket
+
+    from lhotse import CutSet
+
+    from tests.test_train import tiny_cuts
+
+    (tmp_path / "audio").mkdir()
+    cuts = tiny_cuts(tmp_path / "audio", n=9)
+    cuts.to_file(tmp_path / "cuts.jsonl.gz")
+    torch.manual_seed(0)
+    one = cache_encoder_features(CountingEncoder().eval(), cuts, tmp_path / "one", batch_duration=0.5,
+                                 checkpoint_every=2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_cache_on_rank, args=(2, port, str(tmp_path / "cuts.jsonl.gz"), str(tmp_path / "two")),
+                                nprocs=2)
+    two = CutSet.from_file(tmp_path / "two" / "cuts.jsonl.gz")
+    assert [c.id for c in two] == [c.id for c in cuts]  # input order
+    for a, b in zip(one, two):  # other batches, other padding: equal up to float16 rounding
+        a, b = a.load_custom(FEATURE_FIELD).astype(np.float32), b.load_custom(FEATURE_FIELD).astype(np.float32)
+        assert a.shape == b.shape and np.abs(a - b).max() <= 4e-3 * max(1.0, np.abs(a).max())
+    files = sorted(p.name for p in (tmp_path / "two").iterdir())
+    assert "cuts.jsonl.gz" in files and not [f for f in files if f.startswith("cuts.partial")]
+    assert any(f.startswith("features.rank0.") for f in files) and any(f.startswith("features.rank1.") for f in files)

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from xasr.audio import SAMPLE_RATE
 from xasr.data.batch import Batch, pad_stack, stack_images
+from xasr.distributed import DistributedContext
 from xasr.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,8 @@ class SpeechTextDataset(torch.utils.data.Dataset):
 @torch.no_grad()
 def cache_encoder_features(encoder: torch.nn.Module, cuts: CutSet, storage_dir: Path | str,
                            batch_duration: float = 60.0, device: Optional[torch.device] = None,
-                           dtype: torch.dtype = torch.float16, checkpoint_every: int = 2000) -> CutSet:
+                           dtype: torch.dtype = torch.float16, checkpoint_every: int = 2000,
+                           ranks: Optional[DistributedContext] = None) -> CutSet:
     """Run the frozen encoder once over `cuts`, store its outputs (HDF5, float16 by default: half the
     disk space and reading time of float32) and return the cuts with them, in their given order.
 
@@ -112,34 +114,45 @@ def cache_encoder_features(encoder: torch.nn.Module, cuts: CutSet, storage_dir: 
     encoded (into a new HDF5 file beside the others), so a set that grew is not encoded again. Every
     `checkpoint_every` encoded cuts the HDF5 file is closed and `cuts.partial.jsonl.gz` lists the cuts
     cached since the complete manifest, so a stopped run resumes there instead of starting over.
+    Under torchrun (`ranks`), each rank encodes its share of the missing cuts into its own files and
+    rank 0 writes the manifest of them all.
     """
     storage_dir = Path(storage_dir)
-    manifest, partial = storage_dir / "cuts.jsonl.gz", storage_dir / PARTIAL_MANIFEST
+    rank, world_size = (ranks.rank, ranks.world_size) if ranks is not None else (0, 1)
+    manifest = storage_dir / "cuts.jsonl.gz"
+    partial = storage_dir / (PARTIAL_MANIFEST if world_size == 1 else f"cuts.partial.rank{rank}.jsonl.gz")
     complete = {c.id: c for c in CutSet.from_file(manifest)} if manifest.is_file() else {}
-    cached = {**complete, **({c.id: c for c in CutSet.from_file(partial)} if partial.is_file() else {})}
+    partials = sorted(storage_dir.glob("cuts.partial*.jsonl.gz"))
+    cached = {**complete, **{c.id: c for path in partials for c in CutSet.from_file(path)}}
     cuts = cuts.to_eager()
     missing = [c for c in cuts if c.id not in cached]
+    if ranks is not None:
+        ranks.barrier()  # every rank has read what is cached before any rank writes
     if not missing:
-        log.info("encoder features of all %d cuts already cached in %s", len(cuts), storage_dir)
-        result = CutSet.from_cuts(cached[c.id] for c in cuts)
-        if partial.is_file():
-            _write_manifest(result, manifest)
-            partial.unlink()
-        return result
-    if cached:
+        if rank == 0:
+            log.info("encoder features of all %d cuts already cached in %s", len(cuts), storage_dir)
+            if partials:
+                _write_manifest(CutSet.from_cuts(cached[c.id] for c in cuts), manifest)
+                for path in partials:
+                    path.unlink()
+        if ranks is not None:
+            ranks.barrier()
+        return CutSet.from_cuts(cached[c.id] for c in cuts)
+    if rank == 0 and cached:
         log.info("%d of %d cuts already cached in %s; encoding the other %d",
                  len(cuts) - len(missing), len(cuts), storage_dir, len(missing))
     storage_dir.mkdir(parents=True, exist_ok=True)
     device = device or next(encoder.parameters()).device
     frame_shift = 1.0 / encoder.frame_rate
     missing.sort(key=lambda c: c.duration, reverse=True)
+    missing = missing[rank::world_size]  # sorted by duration, so the shares are balanced
     part = 0
-    with tqdm(total=len(missing), desc="encoder features") as bar:
+    with tqdm(total=len(missing), desc="encoder features", disable=rank != 0) as bar:
         for start in range(0, len(missing), checkpoint_every):
-            while (storage_dir / _features_file(part)).exists():
+            while (storage_dir / _features_file(part, rank, world_size)).exists():
                 part += 1
             chunk = missing[start:start + checkpoint_every]
-            with NumpyHdf5Writer(storage_dir / _features_file(part), mode="w") as writer:
+            with NumpyHdf5Writer(storage_dir / _features_file(part, rank, world_size), mode="w") as writer:
                 for batch in _duration_batches(chunk, batch_duration):
                     waveforms, lengths = pad_stack([cut_waveform(c) for c in batch])
                     features, feature_lengths = encoder(waveforms.to(device), lengths.to(device))
@@ -148,12 +161,23 @@ def cache_encoder_features(encoder: torch.nn.Module, cuts: CutSet, storage_dir: 
                                                    start=c.start if isinstance(c, MonoCut) else 0.0)
                         cached[c.id] = _with_features(c, array)
                     bar.update(len(batch))
-            if start + checkpoint_every < len(missing):
+            if start + checkpoint_every < len(missing) or world_size > 1:
                 # only what the complete manifest lacks, so a grown set is not rewritten at every checkpoint
                 _write_manifest(CutSet.from_cuts(c for i, c in cached.items() if i not in complete), partial)
-    result = CutSet.from_cuts(cached[c.id] for c in cuts)
-    _write_manifest(result, manifest)
-    partial.unlink(missing_ok=True)
+    if ranks is not None:
+        ranks.barrier()  # every rank's share is in its partial manifest
+        if rank == 0:
+            cached.update({c.id: c for path in storage_dir.glob("cuts.partial*.jsonl.gz")
+                           for c in CutSet.from_file(path)})
+    if rank == 0:
+        result = CutSet.from_cuts(cached[c.id] for c in cuts)
+        _write_manifest(result, manifest)
+        for path in storage_dir.glob("cuts.partial*.jsonl.gz"):
+            path.unlink()
+    if ranks is not None:
+        ranks.barrier()  # the manifest is complete before any rank reads it
+        if rank != 0:
+            return CutSet.from_file(manifest).to_eager()
     return result
 
 
@@ -177,7 +201,9 @@ def _write_manifest(cuts: CutSet, path: Path) -> None:
         cuts.to_file(tmp)
 
 
-def _features_file(part: int) -> str:
+def _features_file(part: int, rank: int = 0, world_size: int = 1) -> str:
+    if world_size > 1:
+        return f"features.rank{rank}.{part}.h5"
     return "features.h5" if part == 0 else f"features.{part}.h5"
 
 
