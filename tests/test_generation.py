@@ -109,7 +109,8 @@ def test_draft_generate_writes_what_greedy_writes_in_fewer_passes_with_a_good_dr
             rng = random.Random(seed)
             noisy = [[t if rng.random() < 0.7 else rng.randrange(60) for t in r] for r in reference]
             shifted = [r[1:] for r in reference]  # a draft that lost a token
-            for drafts in (reference, noisy, shifted, [[], [], []]):
+            wrong = [[(t + 1) % 60 for t in r] + [1] * 20 for r in reference]  # the LLM agrees with none
+            for drafts in (reference, noisy, shifted, [[], [], []], wrong):
                 stats = {}
                 probabilities: list = []
                 assert draft_generate(model, embeds, mask, budgets, eos, drafts, stats=stats,
@@ -117,6 +118,9 @@ def test_draft_generate_writes_what_greedy_writes_in_fewer_passes_with_a_good_dr
                 assert [len(p) for p in probabilities] == [len(r) for r in reference]
                 if drafts is reference:
                     assert stats["forward_passes"] <= 3  # prompt, then 16 tokens a pass
+                if drafts is wrong:  # the windows shrink to one token after the first rejection
+                    rounds = stats["forward_passes"] - 1
+                    assert stats["draft_tokens_fed"] <= 3 * 16 + 3 * rounds
             stop = lambda b, tokens: len(tokens) >= 4  # noqa: E731 (a stop rule ends items early)
             assert draft_generate(model, embeds, mask, budgets, eos, reference, should_stop=stop) == \
                 greedy_generate(model, embeds, mask, budgets, eos, should_stop=stop)

@@ -160,7 +160,8 @@ def test_probabilities_match_silero_and_threads_untouched(monkeypatch, utterance
     reference = load_silero_vad()
     with torch.jit.optimized_execution(False):  # as xasr.vad runs it; faster here
         expected = [reference(torch.from_numpy(frame), SR).item() for frame in frames]
-    np.testing.assert_allclose(np.concatenate([first, rest]), expected, atol=1e-5)
+    # frames in batches of 5 and 7 against one at a time: the matmuls round differently (1.0e-5 seen)
+    np.testing.assert_allclose(np.concatenate([first, rest]), expected, atol=5e-5)
 
 
 def test_config_is_checked():

@@ -228,7 +228,10 @@ def draft_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask
     one. Items advance by their own accepted lengths: rejected tokens stay in the KV cache but are
     masked out, and positions count only accepted tokens. After a disagreement the draft is followed
     on from the token the LLM wrote (a draft token it skipped or replaced is passed over).
-    `stats["forward_passes"]` counts the LLM calls.
+    Each item's window adapts: it doubles (up to `lookahead`) after a round that accepted the whole
+    proposal and shrinks to one more than the accepted length otherwise, so an LLM that ignores its
+    draft costs about one greedy step per token instead of `lookahead` wasted positions per pass.
+    `stats["forward_passes"]` counts the LLM calls, `stats["draft_tokens_fed"]` the draft tokens fed.
     """
     batch = inputs_embeds.shape[0]
     device = inputs_embeds.device
@@ -245,6 +248,8 @@ def draft_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask
     pending = logits.argmax(-1).tolist()
     pending_prob = logits.softmax(-1).max(-1).values.tolist()
     cursor = [0] * batch  # next draft token to propose
+    window = [lookahead] * batch  # draft tokens to propose next round
+    fed = 0
     active = list(range(batch))  # items still writing, in the cache's row order
 
     def emit(b: int, token: int, probability: float) -> bool:
@@ -263,7 +268,8 @@ def draft_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask
             cache.batch_select_indices(rows)
             mask, next_position = mask[rows], next_position[rows]
             active = alive
-        proposals = [list(drafts[b][cursor[b]: cursor[b] + lookahead]) for b in active]
+        proposals = [list(drafts[b][cursor[b]: cursor[b] + window[b]]) for b in active]
+        fed += sum(len(p) for p in proposals)
         width = 1 + max(len(p) for p in proposals)
         block = torch.full((len(active), width), eos_token_id if eos_token_id >= 0 else 0, dtype=torch.long,
                            device=device)
@@ -291,6 +297,7 @@ def draft_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask
             own = choices[row][accepted]
             if writing:
                 writing = emit(b, own, choice_probs[row][accepted])
+            window[b] = min(lookahead, 2 * window[b]) if accepted == len(proposal) else accepted + 1
             kept = 1 + accepted  # the last emitted token and the accepted draft tokens enter the cache
             block_mask[row, kept:] = 0
             next_position[row] += kept
@@ -302,4 +309,5 @@ def draft_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask
         mask = torch.cat([mask, block_mask], 1)
     if stats is not None:
         stats["forward_passes"] = stats.get("forward_passes", 0) + passes
+        stats["draft_tokens_fed"] = stats.get("draft_tokens_fed", 0) + fed
     return tokens
