@@ -89,3 +89,18 @@ def test_prepare_fsdd_then_score_self_and_corrupted(shared_data, tmp_path):
     assert "%WER 8.40 [21 / 250, 3 ins, 7 del, 11 sub]" in result.output
     assert (tmp_path / "r" / "errs-fsdd_supervisions_test-xasr.txt").read_text().startswith(
         "%WER = 8.40\nErrors: 3 insertions, 7 deletions, 11 substitutions, over 250 reference words (232 correct)\n")
+
+
+def test_decode_defaults_are_the_python_apis():
+    import dataclasses
+
+    import typer
+
+    from xasr.config import DecodeOptions
+
+    decode = typer.main.get_command(app).commands["decode"]
+    defaults = {param.name: param.default for param in decode.params}
+    names = {"beam": "num_beams", "batch_seconds": "batch_seconds", "vad": "vad",
+             "max_segment_seconds": "max_segment_seconds", "max_audio_hours": "max_audio_hours"}
+    api = {f.name: f.default for f in dataclasses.fields(DecodeOptions)}
+    assert {option: defaults[option] for option in names} == {option: api[field] for option, field in names.items()}

@@ -9,7 +9,10 @@ from typing import List, Optional
 
 import typer
 
+from xasr.config import DecodeOptions
 from xasr.io import atomic_path
+
+DECODE_DEFAULTS = DecodeOptions()  # `xasr decode`'s defaults are the Python API's
 
 app = typer.Typer(
     help="xasr: LLM-based speech recognition (X-LLM: frozen encoders, C-Former, frozen LLM).",
@@ -363,14 +366,16 @@ def decode_command(
     ref: Optional[Path] = typer.Option(None, help="References (manifest or tsv): also write WER/CER reports."),
     name: Optional[str] = typer.Option(None, help="Test set name in the report file names (with --ref)."),
     suffix: str = typer.Option("xasr", help="Settings name in the report file names (with --ref)."),
-    beam: int = typer.Option(1, help="Beam size; 1 is greedy search with a KV cache."),
+    beam: int = typer.Option(DECODE_DEFAULTS.num_beams, help="Beam size; 1 is greedy search with a KV cache."),
     search: Optional[str] = typer.Option(
         None, help="greedy (the LLM writes the transcript), draft (the same transcript, the LLM verifying the "
                    "C-Former's draft several tokens per pass) or cif (the token head alone, no LLM: fastest) "
                    "[default: the model's own]."),
-    batch_seconds: float = typer.Option(120.0, help="Seconds of (padded) audio per batch."),
-    vad: str = typer.Option("auto", help="auto (split inputs longer than --max-segment-seconds), always or never."),
-    max_segment_seconds: float = typer.Option(30.0, help="Longest segment decoded in one piece."),
+    batch_seconds: float = typer.Option(DECODE_DEFAULTS.batch_seconds, help="Seconds of (padded) audio per batch."),
+    vad: str = typer.Option(DECODE_DEFAULTS.vad,
+                            help="auto (split inputs longer than --max-segment-seconds), always or never."),
+    max_segment_seconds: float = typer.Option(DECODE_DEFAULTS.max_segment_seconds,
+                                              help="Longest segment decoded in one piece."),
     context: Optional[str] = typer.Option(None, help="Text given to the LLM with the speech (topic, names)."),
     hotwords: List[str] = typer.Option([], help="Words the speech may contain (repeatable or comma-separated)."),
     image: Optional[Path] = typer.Option(None, help="A picture shown with every input (models with an image "
@@ -379,7 +384,7 @@ def decode_command(
     llm_dtype: str = typer.Option("model", help="Hold the frozen LLM in float32, bfloat16, auto (bf16 where "
                                                 "native) or model (as trained)."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1 ..."),
-    max_audio_hours: float = typer.Option(24.0, help="Refuse inputs longer than this."),
+    max_audio_hours: float = typer.Option(DECODE_DEFAULTS.max_audio_hours, help="Refuse inputs longer than this."),
     plot_cif: Optional[Path] = typer.Option(None, help="Write a PNG of each segment's CIF firing positions here."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     overwrite: bool = typer.Option(
@@ -391,7 +396,7 @@ def decode_command(
     run continues); two runs never write into one folder at once."""
     import time
 
-    from xasr.config import SEARCHES, TOKEN_HEAD_SEARCHES, DecodeOptions
+    from xasr.config import SEARCHES, TOKEN_HEAD_SEARCHES
     from xasr.decode import collect_inputs, input_duration, transcribe
     from xasr.distributed import DistributedContext, Spool, shard_by_duration
     from xasr.loading import load_model
