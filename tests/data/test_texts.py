@@ -87,3 +87,24 @@ def test_prepare_text_missing_exclude_file(tmp_path):
     result = CliRunner().invoke(app, ["prepare", "text", str(out), "--exclude", str(missing)])
     assert result.exit_code != 0 and "no such file" in result.output
     assert not out.exists()
+
+
+def test_excluded_references_come_from_manifests_too(tmp_path):
+    import gzip
+
+    from lhotse import SupervisionSegment, SupervisionSet
+
+    from xasr.data.texts import read_excluded
+
+    SupervisionSet.from_segments([SupervisionSegment("u1", "r1", 0, 1, text="He was right!")]).to_file(
+        tmp_path / "sups.jsonl.gz")
+    assert read_excluded([tmp_path / "sups.jsonl.gz"]) == read_excluded([_tsv(tmp_path, "a.wav\tspk\tHe was right!\n")])
+    (tmp_path / "binary.tsv").write_bytes(gzip.compress(b"not text"))
+    with pytest.raises(ValueError, match="binary.tsv: not a text file"):
+        read_excluded([tmp_path / "binary.tsv"])
+
+
+def _tsv(tmp_path, text):
+    path = tmp_path / "t.tsv"
+    path.write_text(text)
+    return path

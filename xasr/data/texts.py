@@ -88,13 +88,25 @@ def clean_sentence(text: str, min_words: int = 4, max_words: int = 30) -> Option
 
 
 def read_excluded(paths: Iterable[Path]) -> set[str]:
-    """Normalised sentences of transcripts files (`path<TAB>speaker<TAB>text` or `id<TAB>text`)."""
+    """Normalised sentences of transcripts files (`path<TAB>speaker<TAB>text` or `id<TAB>text`) or
+    of lhotse supervision or cut manifests (`*.jsonl.gz`, `*.jsonl`)."""
     normalize = EnglishTextNormalizer()
     excluded = set()
-    for path in paths:
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                excluded.add(normalize(line.rsplit("\t", 1)[-1]))
+    for path in map(Path, paths):
+        if path.name.endswith((".jsonl.gz", ".jsonl")):
+            from lhotse import CutSet, load_manifest
+
+            manifest = load_manifest(path)
+            supervisions = [s for c in manifest for s in c.supervisions] if isinstance(manifest, CutSet) else manifest
+            texts = [s.text or "" for s in supervisions]
+        else:
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}: not a text file; give a transcripts tsv or a lhotse manifest "
+                                 "(*.jsonl.gz)") from None
+            texts = [line.rsplit("\t", 1)[-1] for line in lines if line.strip()]
+        excluded.update(normalize(text) for text in texts if text.strip())
     return excluded
 
 
