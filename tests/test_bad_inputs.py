@@ -84,6 +84,25 @@ def test_a_rerun_decodes_only_what_an_interrupted_run_left_undone(model_dir, tmp
     assert again.exit_code == 0 and "decoded 4 of 4 inputs" in again.output
 
 
+def test_a_folder_made_with_other_settings_is_not_resumed(model_dir, tmp_path):
+    _noise(tmp_path / "a.wav", 0.6)
+    out = tmp_path / "out"
+    assert decode(tmp_path / "a.wav", "--model", model_dir, "--output-dir", out, "--search", "cif").exit_code == 0
+    other = decode(tmp_path / "a.wav", "--model", model_dir, "--output-dir", out, "--search", "greedy")
+    assert other.exit_code == 2
+    assert "holds 1 transcript(s) made with other settings (search: cif -> greedy)" in other.output
+    assert decode(tmp_path / "a.wav", "--model", model_dir, "--output-dir", out, "--search", "cif").exit_code == 0
+    copy = tmp_path / "copy"  # the same model elsewhere is the same model; changed weights are not
+    shutil.copytree(model_dir, copy)
+    assert decode(tmp_path / "a.wav", "--model", copy, "--output-dir", out, "--search", "cif").exit_code == 0
+    (copy / "config.json").write_text((copy / "config.json").read_text().replace("}", ' }', 1))
+    changed = decode(tmp_path / "a.wav", "--model", copy, "--output-dir", out, "--search", "cif")
+    assert changed.exit_code == 2 and f"(model: {copy} -> {copy})" in changed.output
+    overwrite = decode(tmp_path / "a.wav", "--model", model_dir, "--output-dir", out, "--search", "greedy",
+                       "--overwrite")
+    assert overwrite.exit_code == 0 and "decoded 1 of 1 inputs" in overwrite.output
+
+
 def test_a_failed_output_write_is_named_and_the_rest_is_written(model_dir, tmp_path):
     long_name = "x" * 240
     for name in ("a", "b", long_name):

@@ -400,8 +400,9 @@ def decode_command(
     from xasr.config import SEARCHES, TOKEN_HEAD_SEARCHES
     from xasr.decode import collect_inputs, input_duration, transcribe
     from xasr.distributed import DistributedContext, Spool, shard_by_duration
-    from xasr.loading import load_model
-    from xasr.writers import SPOOL_DIR, OutputLocked, TranscriptWriter
+    from xasr.loading import load_model, model_fingerprint, resolve_model_dir
+    from xasr.pretrained import DEFAULT_MODEL
+    from xasr.writers import SPOOL_DIR, OtherSettings, OutputLocked, TranscriptWriter
 
     for option, value in (("--beam", beam), ("--batch-seconds", batch_seconds),
                           ("--max-segment-seconds", max_segment_seconds), ("--max-audio-hours", max_audio_hours)):
@@ -444,8 +445,15 @@ def decode_command(
     order = [item.id for item in items]
     writer, refused = None, None
     try:
-        writer = TranscriptWriter(output_dir, formats, overwrite=overwrite) if output_dir is not None and main else None
-    except (OutputLocked, ValueError, OSError) as e:
+        if output_dir is not None and main:
+            model_dir = resolve_model_dir(model)
+            settings = {  # what shapes the transcripts: a folder made with other settings is not resumed
+                "model_name": model or DEFAULT_MODEL, "model_fingerprint": model_fingerprint(model_dir),
+                "search": search, "beam": beam, "int8": int8, "llm_dtype": llm_dtype, "context": context,
+                "hotwords": hotwords, "vad": vad, "max_segment_seconds": max_segment_seconds,
+                "image": str(image) if image is not None else None}
+            writer = TranscriptWriter(output_dir, formats, overwrite=overwrite, settings=settings)
+    except (OutputLocked, OtherSettings, FileNotFoundError, ValueError, OSError) as e:
         refused = e
     if ranks is not None:  # the other ranks learn what rank 0 found in the output folder
         spool = Spool(output_dir / SPOOL_DIR)
@@ -456,10 +464,10 @@ def decode_command(
                     writer.done.add(transcript.id)
         refused, done = ranks.broadcast((refused, writer.done if writer is not None else None))
         if refused is not None and not main:
-            raise typer.Exit(2 if isinstance(refused, OutputLocked) else 1)
+            raise typer.Exit(2 if isinstance(refused, (OutputLocked, OtherSettings)) else 1)
     else:
         done = writer.done if writer is not None else set()
-    if isinstance(refused, OutputLocked):
+    if isinstance(refused, (OutputLocked, OtherSettings)):
         _usage(str(refused))
     elif refused is not None:
         _fail(str(refused))

@@ -3,6 +3,7 @@ id becomes an `XASRModel` in the asked dtype, optionally with int8 layers."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Optional, Union
 
@@ -21,6 +22,18 @@ def load_model(name_or_dir: Union[str, Path, None] = None, device: Union[str, to
     `llm_dtype` holds the frozen LLM in float32, bfloat16 or "auto" for decoding, whatever it was
     trained in (None: as the model's config says, e.g. "auto": bf16 where the CPU has native bf16).
     """
+    directory = resolve_model_dir(name_or_dir)
+    model = XASRModel.load(directory, llm_dtype=llm_dtype).to(device).eval()
+    if llm_dtype is not None:
+        model.llm.set_dtype(llm_dtype)  # "auto" on a device other than the default one
+    if int8:
+        quantize_int8(model)
+    return model
+
+
+def resolve_model_dir(name_or_dir: Union[str, Path, None] = None) -> Path:
+    """The directory of a packaged model name (default: `default-en`), a local directory or a
+    Hugging Face repo id (downloaded); FileNotFoundError saying what to give otherwise."""
     name_or_dir = DEFAULT_MODEL if name_or_dir is None else name_or_dir
     directory = Path(name_or_dir)
     if not directory.is_dir() and packaged_model_dir(str(name_or_dir)) is not None:
@@ -38,12 +51,18 @@ def load_model(name_or_dir: Union[str, Path, None] = None, device: Union[str, to
         except Exception as e:
             raise FileNotFoundError(f"{name_or_dir}: not a local model directory, and the Hugging Face hub "
                                     f"could not provide it ({type(e).__name__}); give a model directory") from None
-    model = XASRModel.load(directory, llm_dtype=llm_dtype).to(device).eval()
-    if llm_dtype is not None:
-        model.llm.set_dtype(llm_dtype)  # "auto" on a device other than the default one
-    if int8:
-        quantize_int8(model)
-    return model
+    return directory
+
+
+def model_fingerprint(directory: Union[str, Path]) -> str:
+    """A short hash of a model directory's config and trained weights: two directories with the same
+    fingerprint decode alike."""
+    directory = Path(directory)
+    digest = hashlib.sha256()
+    for path in [directory / "config.json", *sorted(directory.rglob("*.safetensors"))]:  # LoRA in lora/ too
+        if path.is_file():
+            digest.update(str(path.relative_to(directory)).encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def quantize_int8(model: XASRModel) -> XASRModel:

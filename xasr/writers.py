@@ -15,6 +15,11 @@ FORMATS = ("txt", "jsonl", "srt", "vtt")
 JSONL_NAME = "transcripts.jsonl"
 LOCK_NAME = ".xasr-decode.lock"
 SPOOL_DIR = ".xasr-shards"  # where the other ranks of a torchrun decode leave their transcripts for rank 0
+SETTINGS_NAME = ".xasr-decode.json"  # the model and options the folder's transcripts were made with
+
+
+class OtherSettings(ValueError):
+    """The output folder holds transcripts made by another model or with other options."""
 
 
 class OutputLocked(RuntimeError):
@@ -66,9 +71,12 @@ class TranscriptWriter:
     `transcripts.jsonl` by `close()`. One writer per folder: a second one raises OutputLocked.
     `done` holds the ids an earlier run already transcribed into this folder (its transcripts.jsonl
     or an interrupted run's .partial), which a resuming caller skips; `overwrite` forgets them.
+    `settings` (the model and the options that shape the text) are kept in `.xasr-decode.json`;
+    resuming a folder made with other settings raises OtherSettings.
     """
 
-    def __init__(self, output_dir: Path, formats: list[str], overwrite: bool = False):
+    def __init__(self, output_dir: Path, formats: list[str], overwrite: bool = False,
+                 settings: Optional[dict] = None):
         unknown = set(formats) - set(FORMATS)
         if unknown:
             raise ValueError(f"unknown output format(s) {', '.join(sorted(unknown))}: choose from {', '.join(FORMATS)}")
@@ -92,10 +100,33 @@ class TranscriptWriter:
         self.done = set(self.previous)
         self._lines: dict[str, str] = {}
         self._jsonl = None
+        if settings is not None:
+            self._check_settings(settings)
         if "jsonl" in formats:
             # the finished lines of earlier runs first (replaced atomically, so a kill loses none)
             write_atomic(self.partial_path, "".join(line + "\n" for line in self.previous.values()))
             self._jsonl = open(self.partial_path, "a", encoding="utf-8")
+
+    def _check_settings(self, settings: dict) -> None:
+        """Refuse to add to transcripts of another model or other options (a resumed folder would mix
+        them and be scored as one); remember these settings otherwise."""
+        path = self.output_dir / SETTINGS_NAME
+        if self.previous and path.is_file():
+            try:
+                before = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                before = None
+            keys = sorted((set(before) | set(settings)) - {"model_name"}) if isinstance(before, dict) else []
+            changed = [f"{key}: {before.get(key)} -> {settings.get(key)}" for key in keys
+                       if before.get(key) != settings.get(key)]
+            if changed:
+                changed = [f"model: {before.get('model_name')} -> {settings.get('model_name')}"
+                           if c.startswith("model_fingerprint:") else c for c in changed]
+                self.close(complete=False)
+                raise OtherSettings(f"{self.output_dir} holds {len(self.previous)} transcript(s) made with other "
+                                    f"settings ({'; '.join(changed)}); decode into a new --output-dir, or pass "
+                                    "--overwrite to decode everything again")
+        write_atomic(path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
 
     def write(self, transcript: Transcript) -> list[str]:
         """Write one transcript; returns one line per output that could not be written."""
