@@ -33,9 +33,9 @@ def _device() -> list[tuple[str, str]]:
 
 def tts_programs() -> list[str]:
     """The programs the command-line TTS engines run (espeak-ng once for espeak and MBROLA)."""
-    from xasr.data.tts.engines import ENGINES, engine_named
+    from xasr.data.tts.engines import ENGINE_CLASSES
 
-    return list(dict.fromkeys(engine_named(name).binary for name in ENGINES if engine_named(name).binary))
+    return list(dict.fromkeys(cls.binary for cls in ENGINE_CLASSES if cls.binary))
 
 
 def collect_info() -> dict[str, list[tuple[str, str]]]:

@@ -20,7 +20,6 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler
 from torch.nn.parallel import DistributedDataParallel
@@ -176,11 +175,7 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
     autocast = training_autocast(config, context.device)
 
     def save_checkpoint() -> None:
-        rng = [_rng_state()]
-        if context.world_size > 1:
-            gathered = [None] * context.world_size
-            dist.all_gather_object(gathered, rng[0])
-            rng = gathered
+        rng = context.gather(_rng_state())  # every rank's, so a resumed run continues each one
         if context.is_main:
             _atomic_save({
                 "stage": config.stage, "step": step, "epoch": epoch,
@@ -248,8 +243,7 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
         plot_training_curves(exp_dir / LOG_FILE, exp_dir / "training_curves.png")
         if writer is not None:
             writer.close()
-    if context.world_size > 1:
-        dist.barrier()
+    context.barrier()
     return exp_dir / "model"
 
 

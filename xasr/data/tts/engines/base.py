@@ -94,6 +94,25 @@ class CommandEngine(Engine):
         return audio.mean(axis=1), rate
 
 
+class PercentPitchEngine(CommandEngine):
+    """A program whose voices take a duration scale and a pitch in percent of the voice's own."""
+
+    voices: tuple[str, ...] = ()
+
+    def draw_voice(self, rng: random.Random) -> dict:
+        return dict(voice=rng.choice(self.voices), rate=rng.choice(DURATION_SCALES), pitch=rng.choice(PERCENT_PITCHES))
+
+    def probe_voices(self, voices: Optional[Iterable[str]] = None) -> list[dict]:
+        return [dict(voice=voice, rate=1.0, pitch=100) for voice in self.voices]
+
+
+def draw_voice_and_f0(voices: dict, rng: random.Random) -> dict:
+    """A voice, a duration scale and (where the voice takes one) a target F0 from its grid."""
+    voice = rng.choice(sorted(voices))
+    rate = rng.choice(DURATION_SCALES)
+    return dict(voice=voice, rate=rate, pitch=rng.choice(voices[voice]) if voices[voice] else None)
+
+
 def find_binary(binary: str, install: str, name: Optional[str] = None) -> str:
     path = shutil.which(binary)
     if path is None:

@@ -7,8 +7,8 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional
 
-from xasr.data.tts.engines.base import FEMALE_F0, MALE_F0, CommandEngine, EngineNotFoundError, find_binary
-from xasr.data.tts.engines.flite import draw_voice_and_f0
+from xasr.data.tts.engines.base import (FEMALE_F0, MALE_F0, CommandEngine, EngineNotFoundError, draw_voice_and_f0,
+                                        find_binary)
 
 if TYPE_CHECKING:
     from xasr.data.tts.plan import TtsUtterance

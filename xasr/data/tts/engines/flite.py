@@ -6,20 +6,13 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional
 
-from xasr.data.tts.engines.base import DURATION_SCALES, FEMALE_F0, MALE_F0, CommandEngine
+from xasr.data.tts.engines.base import FEMALE_F0, MALE_F0, CommandEngine, draw_voice_and_f0
 
 if TYPE_CHECKING:
     from xasr.data.tts.plan import TtsUtterance
 
 # flite's kal is kal16 at 8 kHz and awb_time only knows clock times, so both are left out.
 FLITE_VOICES = {"kal16": MALE_F0, "awb": MALE_F0, "rms": None, "slt": FEMALE_F0}  # rms ignores F0
-
-
-def draw_voice_and_f0(voices: dict, rng: random.Random) -> dict:
-    """A voice, a duration scale and (where the voice takes one) a target F0 from its grid."""
-    voice = rng.choice(sorted(voices))
-    rate = rng.choice(DURATION_SCALES)
-    return dict(voice=voice, rate=rate, pitch=rng.choice(voices[voice]) if voices[voice] else None)
 
 
 class Flite(CommandEngine):

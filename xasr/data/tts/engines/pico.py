@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import TYPE_CHECKING, Optional
 
-from xasr.data.tts.engines.base import DURATION_SCALES, PERCENT_PITCHES, CommandEngine
+from xasr.data.tts.engines.base import PercentPitchEngine
 
 if TYPE_CHECKING:
     from xasr.data.tts.plan import TtsUtterance
@@ -14,18 +13,12 @@ if TYPE_CHECKING:
 PICO_VOICES = ("en-US", "en-GB")
 
 
-class Pico(CommandEngine):
+class Pico(PercentPitchEngine):
     name = "pico"
     apt_packages = "libttspico-utils"
     binary = "pico2wave"
     install = "apt-get install libttspico-utils (Debian non-free)"
-
-    def draw_voice(self, rng: random.Random) -> dict:
-        return dict(voice=rng.choice(PICO_VOICES), rate=rng.choice(DURATION_SCALES),
-                    pitch=rng.choice(PERCENT_PITCHES))
-
-    def probe_voices(self, voices: Optional[Iterable[str]] = None) -> list[dict]:
-        return [dict(voice=voice, rate=1.0, pitch=100) for voice in PICO_VOICES]
+    voices = PICO_VOICES
 
     def command(self, utt: TtsUtterance, text_path: Path, wav_path: Path) -> tuple[list[str], Optional[str]]:
         # pico reads XML entities out letter by letter: no markup characters inside its tags
