@@ -6,7 +6,7 @@ import torch
 from tests.test_model import tiny_batch, tiny_model
 from tests.tiny import tiny_llama, tiny_tokenizer
 from xasr.config import GenerationOptions
-from xasr.generation import generate, greedy_generate, loop_start, trim_loop
+from xasr.generation import fusion_generate, generate, greedy_generate, loop_start, trim_loop
 
 
 # ---- generation ---------------------------------------------------------------------------------
@@ -154,3 +154,102 @@ def test_chat_guard_replaces_a_transcript_that_left_the_cif_draft():
     assert all(not r.get("guarded") for r in kept)
     assert [r["token_ids"] for r in lenient] == [
         p["token_ids"] if r["draft_agreement"] > 0 else d["token_ids"] for r, p, d in zip(lenient, plain, drafts)]
+
+
+# ---- fusion: the token head rescored by the LLM ---------------------------------------------------
+def _collapsed_argmax(head: torch.Tensor) -> list[int]:
+    ids = head.argmax(-1).tolist()
+    return [t for k, t in enumerate(ids) if k == 0 or ids[k - 1] != t]
+
+
+def _fusion_inputs(seed: int, counts=(5, 3, 6), vocab: int = 12):
+    """Left-padded prompts for three items and head log-probabilities over the first `vocab` ids,
+    with repeated argmaxes (double fires) in them."""
+    tokenizer = tiny_tokenizer()
+    model = tiny_llama(tokenizer, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    embeds = torch.randn(len(counts), 6, 32, generator=generator)
+    mask = torch.ones(len(counts), 6, dtype=torch.long)
+    mask[-1, :2] = 0
+    heads = []
+    for n in counts:
+        logits = torch.full((n, len(tokenizer)), -30.0)
+        logits[:, :vocab] = 3 * torch.randn(n, vocab, generator=generator)
+        if n > 2:
+            logits[2] = logits[1]  # vector 2 names vector 1's token: one token fired twice
+        heads.append(logits.log_softmax(-1))
+    return tokenizer, model, embeds, mask, heads
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("beams", [1, 3])
+def test_fusion_without_the_llm_is_the_cif_search_with_collapsed_repeats(seed, beams):
+    tokenizer, model, embeds, mask, heads = _fusion_inputs(seed)
+    out = fusion_generate(model, embeds, mask, heads, tokenizer.eos_token_id, lm_weight=0.0, num_beams=beams)
+    assert [ids for ids, _ in out] == [_collapsed_argmax(h) for h in heads]
+    for (ids, probs), head in zip(out, heads):
+        assert len(probs) == len(ids) and all(0 < p <= 1 for p in probs)
+
+
+@torch.no_grad()
+def _exhaustive_best(model, prompt, head, eos, lm_weight, bonus, top_k):
+    """The best action sequence under fusion's score, each scored by a full forward pass (no cache)."""
+    import itertools
+
+    choices = [head[i].topk(top_k).indices.tolist() for i in range(len(head))]
+    best, best_ids = -float("inf"), None
+    for actions in itertools.product(*[c + [None] for c in choices]):
+        ids, score, valid = [], 0.0, True
+        for i, token in enumerate(actions):
+            if token is None:  # merge: only where the head's top-k holds the token just written
+                if not ids or ids[-1] not in choices[i]:
+                    valid = False
+                    break
+                score += float(head[i][ids[-1]])
+            else:
+                ids.append(token)
+                score += float(head[i][token]) + bonus
+        if not valid:
+            continue
+        tokens = model.get_input_embeddings()(torch.tensor(ids, dtype=torch.long))
+        logits = model(inputs_embeds=torch.cat([prompt, tokens])[None]).logits[0].float().log_softmax(-1)
+        targets = ids + ([eos] if eos is not None else [])
+        score += lm_weight * sum(float(logits[len(prompt) - 1 + k, t]) for k, t in enumerate(targets))
+        if score > best + 1e-4:
+            best, best_ids = score, ids
+    return best_ids
+
+
+@pytest.mark.parametrize("seed,with_end", [(0, True), (3, True), (5, False)])
+def test_fusion_beam_search_finds_the_best_scored_transcript(seed, with_end):
+    # every hypothesis kept: the beam search is exhaustive, so it must find what scoring each
+    # candidate transcript from scratch finds (this checks the cache, masks and positions)
+    tokenizer, model, embeds, mask, heads = _fusion_inputs(seed, counts=(3, 4), vocab=3)
+    eos = tokenizer.eos_token_id if with_end else None
+    out = fusion_generate(model, embeds, mask, heads, eos, lm_weight=1.5, token_bonus=0.5,
+                          num_beams=4 ** 4, top_k=3)
+    for b, (ids, _) in enumerate(out):
+        prompt = embeds[b][mask[b].bool()]
+        assert ids == _exhaustive_best(model, prompt, heads[b], eos, 1.5, 0.5, 3)
+
+
+def test_fusion_lets_the_llm_choose_among_the_heads_candidates():
+    tokenizer, model, embeds, mask, heads = _fusion_inputs(4, counts=(6, 2), vocab=6)
+    flat = [torch.full_like(h, -30.0).index_fill(1, torch.arange(6), 0.0).log_softmax(-1) for h in heads]
+    # a head with no preference among six tokens: the LLM's own greedy choice among them wins
+    out = fusion_generate(model, embeds, mask, flat, tokenizer.eos_token_id, lm_weight=1.0, token_bonus=5.0)
+    with torch.no_grad():
+        logits = model(inputs_embeds=embeds[:1]).logits[0, -1]
+    assert out[0][0][0] == int(logits[:6].argmax())
+
+
+def test_fusion_search_of_the_model():
+    model = tiny_model(dropout=0.0).eval()
+    batch = tiny_batch(seconds=(1.0, 0.6, 0.8), texts=("a", "b", "c"))
+    cif = generate(model, batch, options=GenerationOptions(search="cif"))
+    for context in ("text", "speech"):
+        options = GenerationOptions(search="fusion", lm_weight=0.0, token_bonus=0.0, fusion_context=context)
+        fused = generate(model, batch, num_beams=2, options=options)
+        assert [r["token_ids"] for r in fused] == [r["token_ids"] for r in cif]
+    with pytest.raises(ValueError, match="one beam"):
+        generate(model, batch, num_beams=2, options=GenerationOptions(search="cif"))

@@ -183,14 +183,25 @@ class GenerationOptions:
     # CIF draft: two adjacent vectors naming the same token are taken as one token fired twice
     # (a real immediate repeat, "had had", is far rarer than a double fire)
     collapse_repeats: bool = True
+    # fusion: the token head's top `fusion_top_k` tokens per fired vector rescored by the LLM, weighted
+    # `lm_weight`, plus `token_bonus` per written token. `fusion_context` "text": the LLM reads the transcript
+    # as plain text after `fusion_prompt` (a language model; no speech); "speech": after the decoding prompt
+    lm_weight: float = 0.3
+    token_bonus: float = 2.0
+    fusion_top_k: int = 8
+    fusion_context: str = "text"
+    fusion_prompt: str = "<|endoftext|>"  # SmolLM2's (and GPT-2's) document separator
 
     def __post_init__(self):
         if self.search not in SEARCHES:
             raise ValueError(f"unknown search '{self.search}': use {' or '.join(SEARCHES)}")
+        if self.fusion_context not in ("text", "speech"):
+            raise ValueError(f"fusion_context '{self.fusion_context}': use text or speech")
 
 
-SEARCHES = ("greedy", "draft", "cif")
-TOKEN_HEAD_SEARCHES = ("draft", "cif")  # read the C-Former's token head: C-Former models, one beam
+SEARCHES = ("greedy", "draft", "cif", "fusion")
+TOKEN_HEAD_SEARCHES = ("draft", "cif", "fusion")  # read the C-Former's token head: C-Former models only
+SINGLE_BEAM_SEARCHES = ("draft", "cif")  # ... and one beam (fusion keeps `num_beams` hypotheses)
 
 
 @dataclass

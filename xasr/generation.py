@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from xasr.config import TOKEN_HEAD_SEARCHES, GenerationOptions
+from xasr.config import SINGLE_BEAM_SEARCHES, TOKEN_HEAD_SEARCHES, GenerationOptions
 from xasr.data.batch import Batch
 from xasr.model import XASRModel
 
@@ -30,9 +30,10 @@ def generate(model: XASRModel, batch: Batch, num_beams: int = 1, context: Option
     hotwords) joins the prompt but never the transcript.
     """
     options = options or model.config.generation
-    if options.search in TOKEN_HEAD_SEARCHES and (model.config.adapter != "cformer" or num_beams > 1):
-        raise ValueError(f"search '{options.search}' reads the C-Former's token head: it needs the cformer "
-                         "adapter and one beam")
+    if options.search in TOKEN_HEAD_SEARCHES and model.config.adapter != "cformer":
+        raise ValueError(f"search '{options.search}' reads the C-Former's token head: it needs the cformer adapter")
+    if options.search in SINGLE_BEAM_SEARCHES and num_beams > 1:
+        raise ValueError(f"search '{options.search}' decodes with one beam: use --beam 1 (the fusion search takes beams)")
     features, feature_lengths = model.encode(batch)
     out = model.adapter(features, feature_lengths)
     lengths = out.lengths.tolist()
@@ -57,6 +58,8 @@ def generate(model: XASRModel, batch: Batch, num_beams: int = 1, context: Option
     if not speaking:
         return results
     template = model.llm.template_with_context(context)
+    if options.search == "fusion":
+        return _fusion(model, out.embeddings, lengths, speaking, batch, template, num_beams, options, results)
     speech = model._modalities([out.embeddings[b, : lengths[b]] for b in speaking], batch, speaking, template)
     drafts = {}  # (token ids, probabilities) of each item's CIF draft, for the draft search and the guard
     if out.cif is not None and (options.search == "draft" or options.min_draft_agreement > 0):
@@ -102,6 +105,33 @@ def generate(model: XASRModel, batch: Batch, num_beams: int = 1, context: Option
             if agreement < options.min_draft_agreement:
                 results[b].update(token_ids=draft, token_probs=draft_probs, text=template.decode(draft),
                                   guarded=True)
+    return results
+
+
+def _fusion(model: XASRModel, embeddings: torch.Tensor, lengths: list[int], speaking: list[int], batch: Batch,
+            template, num_beams: int, options: GenerationOptions, results: list[dict]) -> list[dict]:
+    """The `fusion` search for the items that fired (see `fusion_generate`)."""
+    vectors = [embeddings[b, : lengths[b]] for b in speaking]
+    if options.fusion_context == "speech":  # the decoding prompt with the speech, as greedy reads it
+        cache, prefix = model.llm.prefix_cache(template, len(speaking))
+        embeds, mask, _ = model.llm.build_inputs(model._modalities(vectors, batch, speaking, template),
+                                                padding_side="left", template=template, with_prefix=cache is None)
+        mask = torch.cat([mask.new_ones(len(speaking), prefix), mask], dim=1)
+        end = template.eos_token_id
+    else:  # the LLM as a language model of plain text, from `fusion_prompt` on, no end-of-text score
+        prompt = model.llm.tokenizer(options.fusion_prompt, add_special_tokens=False)["input_ids"]
+        if not prompt:
+            raise ValueError("fusion_prompt is empty: the LLM needs at least one token to start the text from")
+        embeds = model.llm.embed_ids(prompt)[None].expand(len(speaking), -1, -1)
+        mask = torch.ones(len(speaking), len(prompt), dtype=torch.long, device=embeds.device)
+        cache, end = None, None
+    heads = [model.token_head(v).log_softmax(-1) for v in vectors]
+    decoded = fusion_generate(model.llm.model, embeds, mask, heads, end, options.lm_weight,
+                              options.token_bonus, num_beams, options.fusion_top_k, cache=cache,
+                              stats=model.generation_stats)
+    for b, (ids, probs) in zip(speaking, decoded):
+        results[b].update(token_ids=ids, token_probs=probs, text=template.decode(ids))
+        model.generation_stats["tokens"] = model.generation_stats.get("tokens", 0) + len(ids)
     return results
 
 
@@ -311,3 +341,115 @@ def draft_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask
         stats["forward_passes"] = stats.get("forward_passes", 0) + passes
         stats["draft_tokens_fed"] = stats.get("draft_tokens_fed", 0) + fed
     return tokens
+
+
+LM_FLOOR = -100.0
+
+
+@torch.no_grad()
+def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                    head_log_probs: Sequence[torch.Tensor], eos_token_id: Optional[int], lm_weight: float,
+                    token_bonus: float = 0.0, num_beams: int = 1, top_k: int = 8, cache=None,
+                    stats: Optional[dict] = None) -> list[tuple[list[int], list[float]]]:
+    """The CIF token head's choices rescored by the LLM as a language model (shallow fusion).
+
+    The search takes one step per fired vector: item b's i-th step either writes one of the head's
+    `top_k` tokens for vector i, scored `head + lm_weight * LLM + token_bonus` (log-probabilities;
+    the LLM's given the prompt and the tokens written so far), or, where the head names the token
+    just written, takes the vector as that token fired twice and writes nothing (scored by the head
+    alone; with `lm_weight` and `token_bonus` 0 this is the `cif` search with collapsed repeats).
+    Given `eos_token_id`, a finished hypothesis adds `lm_weight` times the LLM's score for it. `num_beams` hypotheses
+    per item; items and beams share one batched LLM pass per step, a hypothesis that wrote nothing
+    feeding a masked-out token. `inputs_embeds` (left-padded) is each item's prompt and
+    `head_log_probs[b]` its [N_b, V] head log-probabilities. Returns each item's tokens and the
+    head's probability of each (the highest over a merged run).
+    """
+    device = inputs_embeds.device
+    batch = inputs_embeds.shape[0]
+    counts = [int(h.shape[0]) for h in head_log_probs]
+    results: list[tuple[list[int], list[float]]] = [([], []) for _ in range(batch)]
+    positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)[:, -inputs_embeds.shape[1]:]
+    out = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True,
+                cache=cache, logits_to_keep=1)
+    passes = 1
+    cache, mask = out.cache, attention_mask
+    # [rows, V]: each row's next-token scores (floored: a bf16 -inf times a weight of 0 would be NaN)
+    lm = out.logits[:, -1].float().log_softmax(-1).clamp_min(LM_FLOOR)
+    next_position = positions[:, -1] + 1
+    # one row per hypothesis; items with no fired vector write nothing
+    row_item = list(range(batch))
+    row_tokens: list[list[int]] = [[] for _ in range(batch)]
+    row_probs: list[list[float]] = [[] for _ in range(batch)]
+    row_score = [0.0] * batch
+    step = 0
+    done = {b for b in range(batch) if counts[b] == 0}
+    while True:
+        keep = [r for r, item in enumerate(row_item) if item not in done]
+        if not keep:
+            break
+        if len(keep) < len(row_item):
+            index = torch.tensor(keep, device=device)
+            cache.reorder_cache(index)
+            mask, next_position, lm = mask[index], next_position[index], lm[index]
+            row_item = [row_item[r] for r in keep]
+            row_tokens = [row_tokens[r] for r in keep]
+            row_probs = [row_probs[r] for r in keep]
+            row_score = [row_score[r] for r in keep]
+        parents, actions, scores = [], [], []  # per new row: parent row, token or None (merge), score
+        for b in sorted(set(row_item)):
+            rows = [r for r, item in enumerate(row_item) if item == b]
+            head = head_log_probs[b][step]
+            top = head.topk(min(top_k, head.numel()))
+            candidates = []
+            top_ids, top_scores = top.indices.tolist(), top.values.tolist()
+            emit_lm = lm[rows][:, top.indices].tolist()
+            for k, r in enumerate(rows):
+                last = row_tokens[r][-1] if row_tokens[r] else None
+                if last is not None and last in top_ids:  # the same token fired twice: write nothing
+                    candidates.append((row_score[r] + float(head[last]), r, None))
+                for j, token in enumerate(top_ids):
+                    candidates.append((row_score[r] + top_scores[j] + lm_weight * emit_lm[k][j] + token_bonus, r, token))
+            # a stable sort keeps a merge ahead of the write it ties with (the cif search's collapse)
+            candidates.sort(key=lambda c: -c[0])
+            for score, r, token in candidates[:num_beams]:
+                parents.append(r)
+                actions.append(token)
+                scores.append(score)
+        index = torch.tensor(parents, device=device)
+        cache.reorder_cache(index)
+        mask, next_position, lm = mask[index], next_position[index], lm[index]
+        new_item = [row_item[r] for r in parents]
+        new_tokens, new_probs = [], []
+        for r, token, item in zip(parents, actions, new_item):
+            probability = math.exp(float(head_log_probs[item][step][token if token is not None else row_tokens[r][-1]]))
+            tokens, probs = list(row_tokens[r]), list(row_probs[r])
+            if token is None:
+                probs[-1] = max(probs[-1], probability)
+            else:
+                tokens.append(token)
+                probs.append(probability)
+            new_tokens.append(tokens)
+            new_probs.append(probs)
+        writes = [token is not None for token in actions]
+        step_ids = torch.tensor([token if token is not None else 0 for token in actions], device=device)[:, None]
+        step_mask = torch.tensor(writes, dtype=mask.dtype, device=device)[:, None]
+        mask = torch.cat([mask, step_mask], 1)
+        out = model(input_ids=step_ids, attention_mask=mask, position_ids=next_position[:, None], cache=cache,
+                    use_cache=True)
+        passes += 1
+        cache = out.cache
+        written = torch.tensor(writes, device=device)
+        lm = torch.where(written[:, None], out.logits[:, -1].float().log_softmax(-1).clamp_min(LM_FLOOR), lm)
+        next_position = next_position + written.long()
+        row_item, row_tokens, row_probs, row_score = new_item, new_tokens, new_probs, scores
+        step += 1
+        # items whose vectors are used up: the best hypothesis after the LLM's end-of-text score
+        for b in {b for b in row_item if counts[b] == step}:
+            rows = [r for r, item in enumerate(row_item) if item == b]
+            end = (lambda r: lm_weight * float(lm[r, eos_token_id])) if eos_token_id is not None else (lambda r: 0.0)
+            best = max(rows, key=lambda r: row_score[r] + end(r))
+            results[b] = (row_tokens[best], row_probs[best])
+            done.add(b)
+    if stats is not None:
+        stats["forward_passes"] = stats.get("forward_passes", 0) + passes
+    return results
