@@ -9,8 +9,9 @@ once untimed on the first 8 inputs (warm-up) and then `--repeats` times; the bes
         [--limit 100] [--repeats 2] [--threads 2]
 
 Ways: `hf` (transformers' generate, greedy), `greedy` (xasr's KV-cache loop), `draft` (the same
-transcripts, the LLM verifying the CIF draft), `cif` (the token head alone), `greedy-int8`, `cif-int8`
-(int8 weights, `--int8`); a `-fp32`
+transcripts, the LLM verifying the CIF draft), `cif` (the token head alone), `fusion` (the token head
+rescored by the LLM as a language model, the model's fusion beams), `greedy-int8`, `cif-int8`,
+`fusion-int8` (int8 weights, `--int8`); a `-fp32`
 suffix holds the frozen LLM in float32 instead of the model's own dtype (default-en: bf16 where the
 CPU has native bf16), a `-b1` suffix decodes one input at a time (batch 1) instead of duration-sorted
 batches.
@@ -28,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-WAYS = ("hf", "greedy", "draft", "cif", "greedy-int8", "cif-int8", "greedy-b1", "draft-b1", "cif-b1", "cif-fp32",
-        "greedy-fp32")
+WAYS = ("hf", "greedy", "draft", "cif", "fusion", "greedy-int8", "cif-int8", "fusion-int8", "greedy-b1", "draft-b1",
+        "cif-b1", "fusion-b1", "cif-fp32", "greedy-fp32", "fusion-fp32")
 
 
 def run_way(args: argparse.Namespace) -> None:

@@ -8,8 +8,9 @@ it is a bench-only dependency: `pip install faster-whisper`.
 
     python bench/decode_vs_faster_whisper.py [--model EXP/align/model] \\
         --set real_en_dev=../shared/data/real_en_dev --set fsdd_test=data/fsdd_cuts_test.jsonl.gz \\
-        --long-form-minutes 10 [--systems xasr xasr-int8 fw-tiny.en fw-base] [--threads 2]
+        --long-form-minutes 10 [--systems xasr xasr-int8 xasr-cif fw-tiny.en fw-base] [--threads 2]
 
+`xasr` and `xasr-int8` decode with the model's own search, `xasr-cif` with the token head alone.
 A set is a folder with transcripts.tsv (path<TAB>speaker<TAB>text) or a lhotse cuts manifest.
 `--long-form-minutes M` adds one M-minute file of espeak-ng sentences with pauses (bench/vad_longform.py).
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 import soundfile as sf
 
 HERE = Path(__file__).resolve().parent
-SYSTEMS = ("xasr", "xasr-int8", "fw-tiny.en", "fw-base")
+SYSTEMS = ("xasr", "xasr-int8", "xasr-cif", "fw-tiny.en", "fw-base")
 
 
 def load_set(spec: str) -> tuple[str, list[dict]]:
@@ -74,7 +75,8 @@ def run_worker(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
         model = xasr.load_model(args.model or None, int8=args.worker == "xasr-int8")
         loaded = time.perf_counter()
-        transcripts = list(xasr.transcribe(model, [item["path"] for item in items], progress=False))
+        search = "cif" if args.worker == "xasr-cif" else None  # None: the model's own search
+        transcripts = list(xasr.transcribe(model, [item["path"] for item in items], progress=False, search=search))
         hyps = {item["id"]: t.text for item, t in zip(items, transcripts)}
         errors = [t.error for t in transcripts if t.error]
     else:

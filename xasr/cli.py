@@ -367,10 +367,13 @@ def decode_command(
     ref: Optional[Path] = typer.Option(None, help="References (manifest or tsv): also write WER/CER reports."),
     name: Optional[str] = typer.Option(None, help="Test set name in the report file names (with --ref)."),
     suffix: str = typer.Option("xasr", help="Settings name in the report file names (with --ref)."),
-    beam: int = typer.Option(DECODE_DEFAULTS.num_beams, help="Beam size; 1 is greedy search with a KV cache."),
+    beam: Optional[int] = typer.Option(
+        DECODE_DEFAULTS.num_beams,
+        help="Beam size (greedy, fusion); default 1, or the model's fusion_beams for fusion."),
     search: Optional[str] = typer.Option(
         None, help="greedy (the LLM writes the transcript), draft (the same transcript, the LLM verifying the "
-                   "C-Former's draft several tokens per pass) or cif (the token head alone, no LLM: fastest) "
+                   "C-Former's draft several tokens per pass), cif (the token head alone, no LLM: fastest) or "
+                   "fusion (the token head's choices rescored by the LLM as a language model, --beam hypotheses) "
                    "[default: the model's own]."),
     batch_seconds: float = typer.Option(DECODE_DEFAULTS.batch_seconds, help="Seconds of (padded) audio per batch."),
     vad: str = typer.Option(DECODE_DEFAULTS.vad,
@@ -397,21 +400,21 @@ def decode_command(
     run continues); two runs never write into one folder at once."""
     import time
 
-    from xasr.config import SEARCHES, TOKEN_HEAD_SEARCHES
+    from xasr.config import SEARCHES, SINGLE_BEAM_SEARCHES, TOKEN_HEAD_SEARCHES
     from xasr.decode import collect_inputs, input_duration, transcribe
     from xasr.distributed import DistributedContext, Spool, shard_by_duration
     from xasr.loading import load_model, model_fingerprint, resolve_model_dir
     from xasr.pretrained import DEFAULT_MODEL
     from xasr.writers import SPOOL_DIR, OtherSettings, OutputLocked, TranscriptWriter
 
-    for option, value in (("--beam", beam), ("--batch-seconds", batch_seconds),
+    for option, value in (("--beam", beam if beam is not None else 1), ("--batch-seconds", batch_seconds),
                           ("--max-segment-seconds", max_segment_seconds), ("--max-audio-hours", max_audio_hours)):
         if not value > 0:
             _usage(f"{option} {value}: must be positive")
     if search is not None and search not in SEARCHES:
         _usage(f"--search {search}: use {', '.join(SEARCHES)}")
-    if search in TOKEN_HEAD_SEARCHES and beam > 1:
-        _usage(f"--search {search} reads the C-Former's token head: it takes no --beam")
+    if search in SINGLE_BEAM_SEARCHES and beam is not None and beam > 1:
+        _usage(f"--search {search} keeps one hypothesis: it takes no --beam (fusion and greedy do)")
     if llm_dtype not in ("float32", "bfloat16", "auto", "model"):
         _usage(f"--llm-dtype {llm_dtype}: use float32, bfloat16, auto or model")
     if image is not None and not image.is_file():

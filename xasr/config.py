@@ -189,6 +189,7 @@ class GenerationOptions:
     lm_weight: float = 0.3
     token_bonus: float = 2.0
     fusion_top_k: int = 8
+    fusion_beams: int = 4  # hypotheses kept when the caller names no beam size
     fusion_context: str = "text"
     fusion_prompt: str = "<|endoftext|>"  # SmolLM2's (and GPT-2's) document separator
 
@@ -389,7 +390,7 @@ class VADConfig:
 
 @dataclass
 class DecodeOptions:
-    num_beams: int = 1  # 1 = greedy with a KV cache
+    num_beams: Optional[int] = None  # None: 1 (greedy with a KV cache), or the model's fusion_beams for fusion
     search: Optional[str] = None  # greedy, draft or cif (SEARCHES); default: the model's own
     batch_seconds: float = 120.0  # padded audio per batch
     pool_seconds: float = 600.0  # audio read ahead and sorted by duration before decoding

@@ -20,20 +20,24 @@ from xasr.model import XASRModel
 
 
 @torch.no_grad()
-def generate(model: XASRModel, batch: Batch, num_beams: int = 1, context: Optional[str] = None,
+def generate(model: XASRModel, batch: Batch, num_beams: Optional[int] = None, context: Optional[str] = None,
              options: Optional[GenerationOptions] = None) -> list[dict]:
     """Transcribe a batch: one dict per item with `text`, `token_ids` and, for the C-Former,
     `cif_tokens` and the CIF weights `alphas` (one per encoder frame, for timestamps).
 
     Each item may write as many tokens as its CIF fired (times a slack factor); the projector,
     which announces no count, gets a budget from the audio duration. `context` (names, topic,
-    hotwords) joins the prompt but never the transcript.
+    hotwords) joins the prompt but never the transcript. `num_beams` None is 1, or
+    `options.fusion_beams` for the fusion search.
     """
     options = options or model.config.generation
+    if num_beams is None:
+        num_beams = options.fusion_beams if options.search == "fusion" else 1
     if options.search in TOKEN_HEAD_SEARCHES and model.config.adapter != "cformer":
         raise ValueError(f"search '{options.search}' reads the C-Former's token head: it needs the cformer adapter")
     if options.search in SINGLE_BEAM_SEARCHES and num_beams > 1:
-        raise ValueError(f"search '{options.search}' decodes with one beam: use --beam 1 (the fusion search takes beams)")
+        raise ValueError(f"search '{options.search}' decodes with one beam: use --beam 1 "
+                         "(the fusion search takes beams)")
     features, feature_lengths = model.encode(batch)
     out = model.adapter(features, feature_lengths)
     lengths = out.lengths.tolist()
@@ -358,9 +362,9 @@ def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
     the LLM's given the prompt and the tokens written so far), or, where the head names the token
     just written, takes the vector as that token fired twice and writes nothing (scored by the head
     alone; with `lm_weight` and `token_bonus` 0 this is the `cif` search with collapsed repeats).
-    Given `eos_token_id`, a finished hypothesis adds `lm_weight` times the LLM's score for it. `num_beams` hypotheses
-    per item; items and beams share one batched LLM pass per step, a hypothesis that wrote nothing
-    feeding a masked-out token. `inputs_embeds` (left-padded) is each item's prompt and
+    Given `eos_token_id`, a finished hypothesis adds `lm_weight` times the LLM's score for it.
+    `num_beams` hypotheses per item; items and beams share one batched LLM pass per step, a
+    hypothesis that wrote nothing feeding a masked-out token. `inputs_embeds` (left-padded) is each item's prompt and
     `head_log_probs[b]` its [N_b, V] head log-probabilities. Returns each item's tokens and the
     head's probability of each (the highest over a merged run).
     """
@@ -408,7 +412,8 @@ def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
                 if last is not None and last in top_ids:  # the same token fired twice: write nothing
                     candidates.append((row_score[r] + float(head[last]), r, None))
                 for j, token in enumerate(top_ids):
-                    candidates.append((row_score[r] + top_scores[j] + lm_weight * emit_lm[k][j] + token_bonus, r, token))
+                    fused = top_scores[j] + lm_weight * emit_lm[k][j] + token_bonus
+                    candidates.append((row_score[r] + fused, r, token))
             # a stable sort keeps a merge ahead of the write it ties with (the cif search's collapse)
             candidates.sort(key=lambda c: -c[0])
             for score, r, token in candidates[:num_beams]:
@@ -446,8 +451,8 @@ def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
         # items whose vectors are used up: the best hypothesis after the LLM's end-of-text score
         for b in {b for b in row_item if counts[b] == step}:
             rows = [r for r, item in enumerate(row_item) if item == b]
-            end = (lambda r: lm_weight * float(lm[r, eos_token_id])) if eos_token_id is not None else (lambda r: 0.0)
-            best = max(rows, key=lambda r: row_score[r] + end(r))
+            ends = [lm_weight * float(lm[r, eos_token_id]) if eos_token_id is not None else 0.0 for r in rows]
+            best = rows[max(range(len(rows)), key=lambda k: row_score[rows[k]] + ends[k])]
             results[b] = (row_tokens[best], row_probs[best])
             done.add(b)
     if stats is not None:

@@ -14,6 +14,7 @@ the WER of each test set (from the scorer's scores-*.json in EXP/decode/SET).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -23,6 +24,8 @@ from collections import Counter
 from pathlib import Path
 
 from lhotse import CutSet
+
+from xasr.config import SEARCHES, GenerationOptions
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -78,7 +81,7 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, help="the model to ship (default EXP/align/model)")
     parser.add_argument("--stage", action="append", default=[], help="NAME=DIR of a training stage to report "
                         "(repeatable; default convert and align in EXP)")
-    parser.add_argument("--search", choices=("greedy", "cif"), help="the model's default search (default: as trained)")
+    parser.add_argument("--search", choices=SEARCHES, help="the model's default search (default: as trained)")
     parser.add_argument("--target", type=Path, help="where to write it (default xasr/pretrained/NAME)")
     parser.add_argument("--notice", help="a warning for users: leads the card's summary and MODEL_CARD.md")
     args = parser.parse_args()
@@ -111,6 +114,8 @@ def main() -> None:
     config = saved["xasr_config"]
     if args.search:
         config.setdefault("generation", {})["search"] = args.search
+    # every decoding setting written out, so that a later change of a default leaves this model as it is
+    config["generation"] = dataclasses.asdict(GenerationOptions(**config.get("generation", {})))
     search = config.get("generation", {}).get("search", "greedy")
     card["search"] = search
     card_md = [
