@@ -328,10 +328,33 @@ def test_cli_search_cif_decodes_and_bad_search_options_are_usage_errors(model_di
     result = CliRunner().invoke(app, ["decode", str(tmp_path / "a.wav"), "--model", str(model_dir), "--search", "cif",
                                       "--vad", "never", "--no-progress"])
     assert result.exit_code == 0 and "\na\t" in "\n" + result.output.split("it/s]")[-1]
-    for args, message in ((["--search", "fast"], "use greedy, draft, cif"),
+    for args, message in ((["--search", "fast"], "use greedy, draft, cif, fusion"),
                           (["--search", "cif", "--beam", "2"], "no --beam")):
         result = CliRunner().invoke(app, ["decode", str(tmp_path / "a.wav"), "--model", str(model_dir), *args])
         assert result.exit_code == 2 and message in result.output
+    result = CliRunner().invoke(app, ["decode", str(tmp_path / "a.wav"), "--model", str(model_dir), "--search",
+                                      "fusion", "--beam", "2", "--vad", "never", "--no-progress"])
+    assert result.exit_code == 0 and "\na\t" in "\n" + result.output.split("it/s]")[-1]
+
+
+def test_fusion_takes_the_models_beam_count_unless_one_is_given(model_dir, monkeypatch):
+    import xasr
+    from xasr import generation
+
+    seen = []
+    original = generation.fusion_generate
+
+    def spy(*args, **kwargs):
+        seen.append(args[7] if len(args) > 7 else kwargs["num_beams"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "fusion_generate", spy)
+    model = xasr.load_model(model_dir)
+    audio = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    fused = dataclasses.replace(model.config.generation, search="fusion", fusion_beams=3)
+    list(xasr.transcribe(model, [audio], generation=fused, progress=False))
+    list(xasr.transcribe(model, [audio], generation=fused, num_beams=1, progress=False))
+    assert seen == [3, 1]
 
 
 def test_load_model_holds_the_llm_in_the_asked_dtype_straight_from_its_source(model_dir, tmp_path):

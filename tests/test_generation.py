@@ -6,7 +6,7 @@ import torch
 from tests.test_model import tiny_batch, tiny_model
 from tests.tiny import tiny_llama, tiny_tokenizer
 from xasr.config import GenerationOptions
-from xasr.generation import fusion_generate, generate, greedy_generate, loop_start, trim_loop
+from xasr.generation import fusion_generate, generate, head_top_k, greedy_generate, loop_start, trim_loop
 
 
 # ---- generation ---------------------------------------------------------------------------------
@@ -185,7 +185,8 @@ def _fusion_inputs(seed: int, counts=(5, 3, 6), vocab: int = 12):
 @pytest.mark.parametrize("beams", [1, 3])
 def test_fusion_without_the_llm_is_the_cif_search_with_collapsed_repeats(seed, beams):
     tokenizer, model, embeds, mask, heads = _fusion_inputs(seed)
-    out = fusion_generate(model, embeds, mask, heads, tokenizer.eos_token_id, lm_weight=0.0, num_beams=beams)
+    out = fusion_generate(model, embeds, mask, [head_top_k(h, 8) for h in heads], tokenizer.eos_token_id,
+                          lm_weight=0.0, num_beams=beams)
     assert [ids for ids, _ in out] == [_collapsed_argmax(h) for h in heads]
     for (ids, probs), head in zip(out, heads):
         assert len(probs) == len(ids) and all(0 < p <= 1 for p in probs)
@@ -226,8 +227,8 @@ def test_fusion_beam_search_finds_the_best_scored_transcript(seed, with_end):
     # candidate transcript from scratch finds (this checks the cache, masks and positions)
     tokenizer, model, embeds, mask, heads = _fusion_inputs(seed, counts=(3, 4), vocab=3)
     eos = tokenizer.eos_token_id if with_end else None
-    out = fusion_generate(model, embeds, mask, heads, eos, lm_weight=1.5, token_bonus=0.5,
-                          num_beams=4 ** 4, top_k=3)
+    out = fusion_generate(model, embeds, mask, [head_top_k(h, 3) for h in heads], eos, lm_weight=1.5,
+                          token_bonus=0.5, num_beams=4 ** 4)
     for b, (ids, _) in enumerate(out):
         prompt = embeds[b][mask[b].bool()]
         assert ids == _exhaustive_best(model, prompt, heads[b], eos, 1.5, 0.5, 3)
@@ -237,7 +238,8 @@ def test_fusion_lets_the_llm_choose_among_the_heads_candidates():
     tokenizer, model, embeds, mask, heads = _fusion_inputs(4, counts=(6, 2), vocab=6)
     flat = [torch.full_like(h, -30.0).index_fill(1, torch.arange(6), 0.0).log_softmax(-1) for h in heads]
     # a head with no preference among six tokens: the LLM's own greedy choice among them wins
-    out = fusion_generate(model, embeds, mask, flat, tokenizer.eos_token_id, lm_weight=1.0, token_bonus=5.0)
+    out = fusion_generate(model, embeds, mask, [head_top_k(h, 6) for h in flat], tokenizer.eos_token_id,
+                          lm_weight=1.0, token_bonus=5.0)
     with torch.no_grad():
         logits = model(inputs_embeds=embeds[:1]).logits[0, -1]
     assert out[0][0][0] == int(logits[:6].argmax())

@@ -129,10 +129,9 @@ def _fusion(model: XASRModel, embeddings: torch.Tensor, lengths: list[int], spea
         embeds = model.llm.embed_ids(prompt)[None].expand(len(speaking), -1, -1)
         mask = torch.ones(len(speaking), len(prompt), dtype=torch.long, device=embeds.device)
         cache, end = None, None
-    heads = [model.token_head(v).log_softmax(-1) for v in vectors]
+    heads = [head_top_k(model.token_head(v), options.fusion_top_k) for v in vectors]
     decoded = fusion_generate(model.llm.model, embeds, mask, heads, end, options.lm_weight,
-                              options.token_bonus, num_beams, options.fusion_top_k, cache=cache,
-                              stats=model.generation_stats)
+                              options.token_bonus, num_beams, cache=cache, stats=model.generation_stats)
     for b, (ids, probs) in zip(speaking, decoded):
         results[b].update(token_ids=ids, token_probs=probs, text=template.decode(ids))
         model.generation_stats["tokens"] = model.generation_stats.get("tokens", 0) + len(ids)
@@ -350,27 +349,37 @@ def draft_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask
 LM_FLOOR = -100.0
 
 
+def head_top_k(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `k` most likely tokens of each token-head row [N, V]: (log-probabilities, ids), each [N, k]
+    (only these are kept: a [N, V] float array per utterance would dominate the memory of a batch)."""
+    top = logits.float().log_softmax(-1).topk(min(k, logits.shape[-1]), dim=-1)
+    return top.values, top.indices
+
+
 @torch.no_grad()
 def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
-                    head_log_probs: Sequence[torch.Tensor], eos_token_id: Optional[int], lm_weight: float,
-                    token_bonus: float = 0.0, num_beams: int = 1, top_k: int = 8, cache=None,
+                    head_candidates: Sequence[tuple[torch.Tensor, torch.Tensor]], eos_token_id: Optional[int],
+                    lm_weight: float, token_bonus: float = 0.0, num_beams: int = 1, cache=None,
                     stats: Optional[dict] = None) -> list[tuple[list[int], list[float]]]:
     """The CIF token head's choices rescored by the LLM as a language model (shallow fusion).
 
     The search takes one step per fired vector: item b's i-th step either writes one of the head's
-    `top_k` tokens for vector i, scored `head + lm_weight * LLM + token_bonus` (log-probabilities;
+    candidate tokens for vector i, scored `head + lm_weight * LLM + token_bonus` (log-probabilities;
     the LLM's given the prompt and the tokens written so far), or, where the head names the token
     just written, takes the vector as that token fired twice and writes nothing (scored by the head
     alone; with `lm_weight` and `token_bonus` 0 this is the `cif` search with collapsed repeats).
     Given `eos_token_id`, a finished hypothesis adds `lm_weight` times the LLM's score for it.
     `num_beams` hypotheses per item; items and beams share one batched LLM pass per step, a
-    hypothesis that wrote nothing feeding a masked-out token. `inputs_embeds` (left-padded) is each item's prompt and
-    `head_log_probs[b]` its [N_b, V] head log-probabilities. Returns each item's tokens and the
-    head's probability of each (the highest over a merged run).
+    hypothesis that wrote nothing feeding a masked-out token. `inputs_embeds` (left-padded) is each
+    item's prompt and `head_candidates[b]` its head's top-k (log-probabilities [N_b, k], token ids
+    [N_b, k]; see `head_top_k`). Returns each item's tokens and the head's probability of each (the
+    highest over a merged run).
     """
     device = inputs_embeds.device
     batch = inputs_embeds.shape[0]
-    counts = [int(h.shape[0]) for h in head_log_probs]
+    counts = [int(scores.shape[0]) for scores, _ in head_candidates]
+    head_scores = [scores.tolist() for scores, _ in head_candidates]
+    head_ids = [ids.tolist() for _, ids in head_candidates]
     results: list[tuple[list[int], list[float]]] = [([], []) for _ in range(batch)]
     positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)[:, -inputs_embeds.shape[1]:]
     out = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True,
@@ -402,15 +411,13 @@ def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
         parents, actions, scores = [], [], []  # per new row: parent row, token or None (merge), score
         for b in sorted(set(row_item)):
             rows = [r for r, item in enumerate(row_item) if item == b]
-            head = head_log_probs[b][step]
-            top = head.topk(min(top_k, head.numel()))
+            top_ids, top_scores = head_ids[b][step], head_scores[b][step]
             candidates = []
-            top_ids, top_scores = top.indices.tolist(), top.values.tolist()
-            emit_lm = lm[rows][:, top.indices].tolist()
+            emit_lm = lm[rows][:, head_candidates[b][1][step]].tolist()
             for k, r in enumerate(rows):
                 last = row_tokens[r][-1] if row_tokens[r] else None
                 if last is not None and last in top_ids:  # the same token fired twice: write nothing
-                    candidates.append((row_score[r] + float(head[last]), r, None))
+                    candidates.append((row_score[r] + top_scores[top_ids.index(last)], r, None))
                 for j, token in enumerate(top_ids):
                     fused = top_scores[j] + lm_weight * emit_lm[k][j] + token_bonus
                     candidates.append((row_score[r] + fused, r, token))
@@ -426,7 +433,8 @@ def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
         new_item = [row_item[r] for r in parents]
         new_tokens, new_probs = [], []
         for r, token, item in zip(parents, actions, new_item):
-            probability = math.exp(float(head_log_probs[item][step][token if token is not None else row_tokens[r][-1]]))
+            said = token if token is not None else row_tokens[r][-1]
+            probability = math.exp(head_scores[item][step][head_ids[item][step].index(said)])
             tokens, probs = list(row_tokens[r]), list(row_probs[r])
             if token is None:
                 probs[-1] = max(probs[-1], probability)
