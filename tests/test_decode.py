@@ -82,6 +82,26 @@ def test_words_are_timed_by_their_tokens():
     assert [w.probability for w in words] == [0.7, 0.4]  # the mean of each word's tokens
 
 
+def test_words_written_past_the_cif_count_lose_confidence(monkeypatch):
+    from xasr import decode
+    from xasr.decode import cif_weight_share, decode_pieces
+
+    assert cif_weight_share(torch.full((8,), 0.5), 4) == 1.0  # as many tokens as the speech announced
+    assert cif_weight_share(torch.full((8,), 0.5), 8) == 0.5  # twice as many: each has half a token's weight
+    assert cif_weight_share(torch.zeros(3), 0) == 1.0
+    model = tiny_model(dropout=0.0).eval()
+    ids = model.llm.tokenizer("hi you", add_special_tokens=False)["input_ids"]
+
+    def fake_generate(model, batch, **kwargs):  # 2 tokens announced by the CIF, 2 x as many written
+        return [{"id": i, "token_ids": ids, "token_probs": [0.8] * len(ids),
+                 "alphas": torch.full((4,), 2 / 4)} for i in batch.ids]
+
+    monkeypatch.setattr(decode, "generate", fake_generate)
+    piece = decode._Piece(input_index=0, start=0.0, samples=np.zeros(16000, np.float32))
+    (segment, _), = decode_pieces(model, [piece], DecodeOptions())
+    assert len(ids) == 6 and [w.probability for w in segment.words] == [round(0.8 * 2 / 6, 4)] * 2
+
+
 @pytest.mark.parametrize("search", ["greedy", "cif"])
 def test_token_probabilities_are_those_of_the_chosen_tokens(search):
     model = tiny_model(dropout=0.0).eval()

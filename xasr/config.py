@@ -175,7 +175,7 @@ class GenerationOptions:
     loop_repeats: int = 3  # a pattern repeated this often past the announced count is a loop
     hf_generate: bool = False  # greedy search with transformers' generate instead of xasr's KV loop
     # greedy: the LLM writes (beams via num_beams); draft: the same transcript as greedy, the LLM verifying
-    # the CIF draft several tokens per forward pass; cif: the token head alone, no LLM
+    # the CIF draft several tokens per forward pass; cif: the token head alone, no LLM; fusion: see below
     search: str = "greedy"
     # chat guard: an LLM transcript whose words agree less than this with the CIF draft (difflib ratio)
     # has stopped transcribing; the draft replaces it. 0 turns the guard off.
@@ -391,7 +391,7 @@ class VADConfig:
 @dataclass
 class DecodeOptions:
     num_beams: Optional[int] = None  # None: 1 (greedy with a KV cache), or the model's fusion_beams for fusion
-    search: Optional[str] = None  # greedy, draft or cif (SEARCHES); default: the model's own
+    search: Optional[str] = None  # greedy, draft, cif or fusion (SEARCHES); default: the model's own
     batch_seconds: float = 120.0  # padded audio per batch
     pool_seconds: float = 600.0  # audio read ahead and sorted by duration before decoding
     pool_inputs: int = 64  # ... or this many inputs: finished transcripts are written as each pool ends

@@ -269,6 +269,13 @@ def token_times(alphas: torch.Tensor, num_tokens: int, frame_rate: float,
     return [(float(s), float(max(e, s))) for s, e in zip(starts, ends)]
 
 
+def cif_weight_share(alphas: torch.Tensor, num_tokens: int) -> float:
+    """How much of a token's CIF weight each written token has, at most 1: the segment's weight
+    (the tokens the speech announced) over the tokens written. Below 1 the decoder wrote more than
+    the speech holds (an LLM going on by itself), and every word's probability is scaled by it."""
+    return 1.0 if num_tokens == 0 else min(1.0, float(alphas.sum()) / num_tokens)
+
+
 def words_with_times(tokenizer, token_ids: Sequence[int], times: Sequence[tuple[float, float]],
                      offset: float = 0.0, token_probs: Optional[Sequence[float]] = None) -> tuple[str, list[Word]]:
     """Decoded text and its whitespace-separated words, each timed by the tokens it is made of and,
@@ -360,7 +367,11 @@ def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions
             ids = out["token_ids"]
             times = (token_times(out["alphas"], len(ids), model.encoder.frame_rate, options.timestamp_margin)
                      if "alphas" in out else [])
-            text, words = words_with_times(model.llm.tokenizer, ids, times, piece.start, out.get("token_probs"))
+            probs = out.get("token_probs")
+            if probs and "alphas" in out:
+                share = cif_weight_share(out["alphas"], len(ids))
+                probs = [p * share for p in probs]
+            text, words = words_with_times(model.llm.tokenizer, ids, times, piece.start, probs)
             cleaned = strip_context(text, context)
             if cleaned != text:  # the copied context is gone: keep the words of what is left
                 words = words[len(words) - len(cleaned.split()):] if cleaned else []

@@ -1,8 +1,8 @@
 """Decoding policy: how a model turns a batch into token ids.
 
-`generate` holds the searches (`greedy` with optional beams, `draft`, `cif`), the token budgets the
-CIF count sets, the loop guard and the chat guard; the KV-cached greedy and draft loops over the
-frozen LLM are below it.
+`generate` holds the searches (`greedy` with optional beams, `draft`, `cif`, `fusion`), the token
+budgets the CIF count sets, the loop guard and the chat guard; the KV-cached greedy, draft and
+fusion loops over the frozen LLM are below it.
 """
 
 from __future__ import annotations
