@@ -74,11 +74,7 @@ def generate(model: XASRModel, batch: Batch, num_beams: Optional[int] = None, co
 
     probabilities: list[list[float]] = []  # greedy search only
     if num_beams == 1 and not options.hf_generate:
-        # the prompt text before <speech> comes from the cache; the padding goes between it and the speech
-        cache, prefix = model.llm.prefix_cache(template, len(speaking))
-        embeds, mask, _ = model.llm.build_inputs(speech, padding_side="left", template=template,
-                                                with_prefix=cache is None)
-        mask = torch.cat([mask.new_ones(len(speaking), prefix), mask], dim=1)
+        cache, embeds, mask = decoding_prompt(model, speech, template, len(speaking))
         if options.search == "draft":
             token_ids = draft_generate(model.llm.model, embeds, mask, [budgets[b] for b in speaking],
                                        template.eos_token_id, [drafts[b][0] for b in speaking],
@@ -112,15 +108,23 @@ def generate(model: XASRModel, batch: Batch, num_beams: Optional[int] = None, co
     return results
 
 
+def decoding_prompt(model: XASRModel, modalities: dict, template, rows: int):
+    """(cache, inputs_embeds, attention_mask) of the decoding prompt for `rows` items: the text before
+    the first placeholder comes from the LLM's prefix cache, the left padding goes between it and the
+    rest, and the mask covers both."""
+    cache, prefix = model.llm.prefix_cache(template, rows)
+    embeds, mask, _ = model.llm.build_inputs(modalities, padding_side="left", template=template,
+                                            with_prefix=cache is None)
+    return cache, embeds, torch.cat([mask.new_ones(rows, prefix), mask], dim=1)
+
+
 def _fusion(model: XASRModel, embeddings: torch.Tensor, lengths: list[int], speaking: list[int], batch: Batch,
             template, num_beams: int, options: GenerationOptions, results: list[dict]) -> list[dict]:
     """The `fusion` search for the items that fired (see `fusion_generate`)."""
     vectors = [embeddings[b, : lengths[b]] for b in speaking]
     if options.fusion_context == "speech":  # the decoding prompt with the speech, as greedy reads it
-        cache, prefix = model.llm.prefix_cache(template, len(speaking))
-        embeds, mask, _ = model.llm.build_inputs(model._modalities(vectors, batch, speaking, template),
-                                                padding_side="left", template=template, with_prefix=cache is None)
-        mask = torch.cat([mask.new_ones(len(speaking), prefix), mask], dim=1)
+        modalities = model._modalities(vectors, batch, speaking, template)
+        cache, embeds, mask = decoding_prompt(model, modalities, template, len(speaking))
         end = template.eos_token_id
     else:  # the LLM as a language model of plain text, from `fusion_prompt` on, no end-of-text score
         prompt = model.llm.tokenizer(options.fusion_prompt, add_special_tokens=False)["input_ids"]
@@ -397,19 +401,11 @@ def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
     step = 0
     done = {b for b in range(batch) if counts[b] == 0}
     while True:
-        keep = [r for r, item in enumerate(row_item) if item not in done]
-        if not keep:
+        writing = sorted({item for item in row_item if item not in done})  # finished items' rows are dropped
+        if not writing:
             break
-        if len(keep) < len(row_item):
-            index = torch.tensor(keep, device=device)
-            cache.reorder_cache(index)
-            mask, next_position, lm = mask[index], next_position[index], lm[index]
-            row_item = [row_item[r] for r in keep]
-            row_tokens = [row_tokens[r] for r in keep]
-            row_probs = [row_probs[r] for r in keep]
-            row_score = [row_score[r] for r in keep]
         parents, actions, scores = [], [], []  # per new row: parent row, token or None (merge), score
-        for b in sorted(set(row_item)):
+        for b in writing:
             rows = [r for r, item in enumerate(row_item) if item == b]
             top_ids, top_scores = head_ids[b][step], head_scores[b][step]
             candidates = []

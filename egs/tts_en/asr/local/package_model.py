@@ -116,7 +116,7 @@ def main() -> None:
         config.setdefault("generation", {})["search"] = args.search
     # every decoding setting written out, so that a later change of a default leaves this model as it is
     config["generation"] = dataclasses.asdict(GenerationOptions(**config.get("generation", {})))
-    search = config.get("generation", {}).get("search", "greedy")
+    search = config["generation"]["search"]
     card["search"] = search
     card_md = [
         f"# xasr packaged model `{args.name}`", "",
