@@ -105,6 +105,7 @@ class QFormerConfig:
     ff_mult: int = 4
     dropout: float = 0.1
     max_frames: int = 16  # video: frame-index embeddings
+    num_frames: int = 4  # video: frames sampled from each clip, evenly spread
     llm_hidden_size: int = 576  # set from the LLM
     llm_embedding_scale: float = 1.0  # set from the LLM
 
@@ -163,6 +164,9 @@ class LossConfig:
     ctc: float = 0.0  # optional CTC over LLM tokens on the adapter input frames
     token_negatives: int = 0  # > 0: the token loss in training is a sampled softmax over this many other tokens
     align_token: float = 0.0  # stage 2/3: the stage-1 token loss as an auxiliary term (keeps the CIF draft usable)
+    # stage 3: the transcript as plain text given `generation.fusion_prompt` and the picture's Q-Former
+    # embeddings (no speech): what the LLM reads as a language model in the fusion search's "image" context
+    image_lm: float = 0.0
 
 
 @dataclass
@@ -185,7 +189,8 @@ class GenerationOptions:
     collapse_repeats: bool = True
     # fusion: the token head's top `fusion_top_k` tokens per fired vector rescored by the LLM, weighted
     # `lm_weight`, plus `token_bonus` per written token. `fusion_context` "text": the LLM reads the transcript
-    # as plain text after `fusion_prompt` (a language model; no speech); "speech": after the decoding prompt
+    # as plain text after `fusion_prompt` (a language model; no speech); "image": the same after the item's
+    # picture or clip (Q-Former embeddings; trained by loss.image_lm); "speech": after the decoding prompt
     lm_weight: float = 0.3
     token_bonus: float = 2.0
     fusion_top_k: int = 8
@@ -196,11 +201,12 @@ class GenerationOptions:
     def __post_init__(self):
         if self.search not in SEARCHES:
             raise ValueError(f"unknown search '{self.search}': use {' or '.join(SEARCHES)}")
-        if self.fusion_context not in ("text", "speech"):
-            raise ValueError(f"fusion_context '{self.fusion_context}': use text or speech")
+        if self.fusion_context not in FUSION_CONTEXTS:
+            raise ValueError(f"fusion_context '{self.fusion_context}': use {', '.join(FUSION_CONTEXTS)}")
 
 
 SEARCHES = ("greedy", "draft", "cif", "fusion")
+FUSION_CONTEXTS = ("text", "image", "speech")
 TOKEN_HEAD_SEARCHES = ("draft", "cif", "fusion")  # read the C-Former's token head: C-Former models only
 SINGLE_BEAM_SEARCHES = ("draft", "cif")  # ... and one beam (fusion keeps `num_beams` hypotheses)
 
@@ -290,6 +296,7 @@ class TrainConfig:
     bf16: bool = True  # bfloat16 autocast on GPU
     bf16_cpu: bool = False  # bfloat16 autocast on a CPU that runs it natively (AVX512-BF16 / AMX)
     train_speech_adapter: bool = False  # stage 3: train the C-Former beside the image adapter
+    cache_vision_features: bool = True  # stage 3: keep the frozen vision features (EXP_DIR/vision_features)
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -404,6 +411,7 @@ class DecodeOptions:
     plot_cif_dir: Optional[Path] = None  # write a PNG of each segment's CIF firing positions here
     generation: Optional[GenerationOptions] = None  # default: the model's own (config.json `generation`)
     image: Optional[str] = None  # a picture shown with every input (image models); manifests may name their own
+    video: Optional[str] = None  # ... or a clip (video file, folder of frames, animated image)
 
     def prompt_context(self) -> Optional[str]:
         """The context text the LLM sees (None when there is none)."""

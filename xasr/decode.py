@@ -29,7 +29,7 @@ import torch
 
 from xasr.audio import SAMPLE_RATE, AudioError, load_audio, to_mono_16k
 from xasr.config import DecodeOptions
-from xasr.data.batch import Batch, pad_stack
+from xasr.data.batch import Batch, Visual, pad_stack
 from xasr.generation import generate
 from xasr.io import read_lines, short_error
 from xasr.model import XASRModel
@@ -318,18 +318,24 @@ class _Piece:
     start: float
     samples: np.ndarray
     name: str = ""  # the input's id (file names of CIF plots)
-    image: Optional[str] = None  # the picture shown with it (image models)
+    visual: Optional[Visual] = None  # the picture or clip shown with it (image models)
 
     @property
     def seconds(self) -> float:
         return len(self.samples) / SAMPLE_RATE
 
 
-def _image_for(item: AudioInput, options: DecodeOptions) -> Optional[str]:
-    """The picture shown with an input: the one its manifest names, else `options.image`."""
-    from xasr.data.dataset import image_of
+def _visual_for(item: AudioInput, options: DecodeOptions) -> Optional[Visual]:
+    """What an input is shown: the picture or clip its manifest names, else `options.image` or
+    `options.video`."""
+    from xasr.data.dataset import visual_of
 
-    return (image_of(item.cut) if item.cut is not None else None) or options.image
+    visual = visual_of(item.cut) if item.cut is not None else None
+    if visual is None and options.image:
+        visual = Visual("image", options.image)
+    if visual is None and options.video:
+        visual = Visual("video", options.video)
+    return visual
 
 
 def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions) -> list[tuple[Segment, float]]:
@@ -344,7 +350,8 @@ def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions
     if model.vision_encoder is not None:
         from xasr.data.dataset import PictureReader
 
-        pictures = PictureReader(model.vision_encoder.preprocess_one, cache=True)
+        pictures = PictureReader(model.vision_encoder.preprocess_one, num_frames=model.config.qformer.num_frames,
+                                 cache=True)
     results: list = [None] * len(pieces)
     position = 0
     while position < len(order):
@@ -356,7 +363,7 @@ def decode_pieces(model: XASRModel, pieces: list[_Piece], options: DecodeOptions
         waveforms, lengths = pad_stack([pieces[i].samples for i in chosen])
         batch = Batch(ids=[str(i) for i in chosen], waveforms=waveforms, waveform_lengths=lengths)
         if pictures is not None:
-            batch.images, batch.image_frames = pictures([pieces[i].image for i in chosen])
+            pictures.fill(batch, [pieces[i].visual for i in chosen])
         batch = batch.to(device)
         outputs = generate(model, batch, num_beams=options.num_beams, context=context,
                                  options=generation)
@@ -457,7 +464,7 @@ def transcribe(model: XASRModel, inputs: Sequence, options: Optional[DecodeOptio
             try:
                 transcript.duration = input_duration(item)
                 for start, samples in iter_segments(item, options):
-                    pool.append(_Piece(index, start, samples, item.id, _image_for(item, options)))
+                    pool.append(_Piece(index, start, samples, item.id, _visual_for(item, options)))
                     if pool_full():
                         flush()
                         yield from finished(index)

@@ -16,6 +16,7 @@ from torch import nn
 
 from xasr.config import SINGLE_BEAM_SEARCHES, TOKEN_HEAD_SEARCHES, GenerationOptions
 from xasr.data.batch import Batch
+from xasr.llm import pad_embeddings
 from xasr.model import XASRModel
 
 
@@ -126,12 +127,14 @@ def _fusion(model: XASRModel, embeddings: torch.Tensor, lengths: list[int], spea
         modalities = model._modalities(vectors, batch, speaking, template)
         cache, embeds, mask = decoding_prompt(model, modalities, template, len(speaking))
         end = template.eos_token_id
-    else:  # the LLM as a language model of plain text, from `fusion_prompt` on, no end-of-text score
-        prompt = model.llm.tokenizer(options.fusion_prompt, add_special_tokens=False)["input_ids"]
-        if not prompt:
-            raise ValueError("fusion_prompt is empty: the LLM needs at least one token to start the text from")
-        embeds = model.llm.embed_ids(prompt)[None].expand(len(speaking), -1, -1)
-        mask = torch.ones(len(speaking), len(prompt), dtype=torch.long, device=embeds.device)
+    else:  # the LLM as a language model of plain text, from `fusion_prompt` on (after the item's picture or
+        # clip in the "image" context; an item shown nothing reads the plain text), no end-of-text score
+        if options.fusion_context == "image":
+            visuals = model.image_embeddings(batch)
+            shown = [visuals[b] for b in speaking]
+        else:
+            shown = [v[:0] for v in vectors]
+        embeds, mask, _ = pad_embeddings(model.visual_lm_prompts(shown, options.fusion_prompt), None, "left")
         cache, end = None, None
     heads = [head_top_k(model.token_head(v), options.fusion_top_k) for v in vectors]
     decoded = fusion_generate(model.llm.model, embeds, mask, heads, end, options.lm_weight,

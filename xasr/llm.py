@@ -218,7 +218,7 @@ class LLM(nn.Module):
                 labels += target
             sequences.append(torch.cat(parts))
             label_rows.append(labels)
-        return _pad(sequences, label_rows if transcripts is not None else None, padding_side)
+        return pad_embeddings(sequences, label_rows if transcripts is not None else None, padding_side)
 
     def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                 labels: Optional[torch.Tensor] = None):
@@ -256,6 +256,19 @@ class LLM(nn.Module):
         embeds, mask, labels = self.build_inputs(modalities, transcripts, with_prefix=cache is None)
         if cache is not None:
             mask = torch.cat([mask.new_ones(batch_size, prefix), mask], dim=1)
+        return self._loss_at_labels(embeds, mask, labels, cache)
+
+    def text_loss(self, prompts: Sequence[torch.Tensor], texts: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Mean cross-entropy of each item's text tokens (no end token) read after its own prompt
+        embeddings [P_i, hidden]: the LLM as a language model given a context (e.g. a picture)."""
+        sequences, label_rows = [], []
+        for prompt, ids in zip(prompts, texts):
+            sequences.append(torch.cat([prompt.to(self.dtype), self.embed_ids(ids)]))
+            label_rows.append([IGNORE_INDEX] * len(prompt) + list(ids))
+        embeds, mask, labels = pad_embeddings(sequences, label_rows, "right")
+        return self._loss_at_labels(embeds, mask, labels)
+
+    def _loss_at_labels(self, embeds: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, cache=None):
         base = self.base_model
         hidden = base.get_decoder()(inputs_embeds=embeds, attention_mask=mask, cache=cache,
                                     use_cache=cache is not None).last_hidden_state
@@ -284,7 +297,9 @@ class LLM(nn.Module):
         return results
 
 
-def _pad(sequences: list[torch.Tensor], labels: Optional[list[list[int]]], side: str):
+def pad_embeddings(sequences: list[torch.Tensor], labels: Optional[list[list[int]]], side: str):
+    """[L_i, H] sequences -> (embeds [B, L, H], attention mask [B, L], labels [B, L] or None), padded
+    on `side` ("left" for decoding: every sequence ends at the last column)."""
     longest = max(len(s) for s in sequences)
     hidden = sequences[0].shape[-1]
     embeds = sequences[0].new_zeros(len(sequences), longest, hidden)

@@ -38,7 +38,9 @@ def _get(config, dotted: str):
     return config
 
 
-IMAGE = "<image>"  # the prompt placeholder the vision adapter's embeddings fill
+IMAGE = "<image>"  # the prompt placeholders the vision adapter's embeddings fill: a picture's
+VIDEO = "<video>"  # ... and a clip's
+VISUAL_PLACEHOLDERS = (IMAGE, VIDEO)
 
 
 class XASRModel(nn.Module):
@@ -88,24 +90,45 @@ class XASRModel(nn.Module):
     def image_embeddings(self, batch: Batch) -> list[torch.Tensor]:
         """Per item, the Q-Former's K embeddings of its image or clip, or none ([0, hidden]) for an item
         without one (a speech-only batch, a missing picture): such items are decoded from speech alone."""
-        if batch.images is None or self.vision_adapter is None:
+        if (batch.images is None and batch.image_features is None) or self.vision_adapter is None:
             device = self.llm.output_embeddings.weight.device
             return [torch.zeros(0, self.llm.hidden_size, device=device) for _ in batch.ids]
-        pixels, frames = batch.images, batch.image_frames  # [B, T, 3, S, S], [B, T]
+        if batch.image_features is not None:  # cached: [B, T, N, D]
+            features = batch.image_features.float()
+        else:
+            pixels = batch.images  # [B, T, 3, S, S]
+            features = self.vision_encoder(pixels.flatten(0, 1))  # [B * T, N, D]
+            features = features.view(*pixels.shape[:2], *features.shape[1:])
+        frames = batch.image_frames
         if frames is None:
-            frames = torch.ones(pixels.shape[:2], dtype=torch.bool, device=pixels.device)
-        features = self.vision_encoder(pixels.flatten(0, 1))  # [B * T, N, D]
-        out = self.vision_adapter(features.view(*pixels.shape[:2], *features.shape[1:]), frames)
+            frames = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
+        out = self.vision_adapter(features.to(self.vision_adapter.queries.device), frames)
         return [e[:n] for e, n in zip(out.embeddings, out.lengths.tolist())]
 
     def _modalities(self, speech: list[torch.Tensor], batch: Batch, rows: Optional[list[int]] = None,
                     template=None) -> dict[str, list[torch.Tensor]]:
-        """What the prompt's placeholders stand for, for the items `rows` (default: all)."""
+        """What the prompt's placeholders stand for, for the items `rows` (default: all): `<image>` an
+        item's picture, `<video>` its clip (empty for an item shown the other kind, or nothing)."""
         modalities = {"<speech>": speech}
-        if IMAGE in (template or self.llm.template).segments:
-            images = self.image_embeddings(batch)
-            modalities[IMAGE] = [images[b] for b in (rows if rows is not None else range(len(images)))]
+        placeholders = [p for p in VISUAL_PLACEHOLDERS if p in (template or self.llm.template).segments]
+        if placeholders:
+            visuals = self.image_embeddings(batch)
+            rows = rows if rows is not None else range(len(visuals))
+            kinds = [v.placeholder if v is not None else None for v in batch.visuals] if batch.visuals else None
+            for placeholder in placeholders:
+                modalities[placeholder] = [
+                    visuals[b] if kinds is None or kinds[b] == placeholder else visuals[b][:0] for b in rows]
         return modalities
+
+    def visual_lm_prompts(self, visuals: Sequence[torch.Tensor], prompt: Optional[str] = None) -> list[torch.Tensor]:
+        """Per item, what the LLM reads before the transcript as plain text in the fusion search's
+        "image" context and in `loss.image_lm`: `prompt` (default `generation.fusion_prompt`), then
+        the item's picture or clip embeddings (none: the "text" context)."""
+        ids = self.llm.tokenizer(prompt or self.config.generation.fusion_prompt, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ValueError("fusion_prompt is empty: the LLM needs at least one token to start the text from")
+        prefix = self.llm.embed_ids(ids)
+        return [torch.cat([prefix, v.to(prefix.dtype)]) for v in visuals]
 
     # ---- encoding ---------------------------------------------------------------------------
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,7 +161,14 @@ class XASRModel(nn.Module):
             losses["token"] = weights.token * token_loss
         else:
             speech = [e[:n] for e, n in zip(out.embeddings, out.lengths.tolist())]
-            losses["llm"] = weights.llm * self.llm.transcript_loss(self._modalities(speech, batch), targets)
+            if weights.llm > 0:
+                losses["llm"] = weights.llm * self.llm.transcript_loss(self._modalities(speech, batch), targets)
+            if stage == 3 and weights.image_lm > 0:
+                visuals = self.image_embeddings(batch)
+                shown = [b for b, v in enumerate(visuals) if len(v) > 0]
+                if shown:  # an item shown nothing gives the image adapter nothing to learn
+                    prompts = self.visual_lm_prompts([visuals[b] for b in shown])
+                    losses["image_lm"] = weights.image_lm * self.llm.text_loss(prompts, [targets[b] for b in shown])
             if weights.align_token > 0 and out.cif is not None:  # keep the stage-1 token head alive
                 token_loss, accuracy = self._token_loss(out.embeddings, out.lengths, targets)
                 losses["token"] = weights.align_token * token_loss

@@ -25,10 +25,11 @@ from lhotse.dataset import DynamicBucketingSampler
 from torch.nn.parallel import DistributedDataParallel
 
 from xasr.config import STAGES, TrainConfig
-from xasr.data.dataset import SpeechTextDataset
+from xasr.data.dataset import PictureReader, SpeechTextDataset
 from xasr.distributed import DistributedContext
 from xasr.io import atomic_path
-from xasr.model import IMAGE, XASRModel
+from xasr.encoders.vision import VisionFeatureCache
+from xasr.model import VISUAL_PLACEHOLDERS, XASRModel
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,10 @@ def trainable_parameters(model: XASRModel, stage: int, train_speech_adapter: boo
         if model.vision_adapter is None:
             raise ValueError("stage 3 integrates image/video inputs, but this model has no image or video "
                              "adapter (model.vision); speech-only recipes stop after stage 2")
-        if IMAGE not in model.llm.template.segments:
-            raise ValueError("stage 3 trains the image adapter, but the prompt has no <image>: put it before "
-                             "<speech> in llm.instruction")
+        if not any(p in model.llm.template.segments for p in VISUAL_PLACEHOLDERS) and model.config.loss.image_lm <= 0:
+            raise ValueError("stage 3 trains the image adapter, but the prompt has no <image> or <video> and "
+                             "loss.image_lm is 0: put <image> before <speech> in llm.instruction, or set "
+                             "loss.image_lm")
     modules = [model.adapter] + ([model.ctc_head] if model.ctc_head is not None else [])
     if stage == 3:  # X-LLM stage 3: the image adapter learns; the speech adapter only if asked
         modules = [model.vision_adapter] + (modules if train_speech_adapter else [])
@@ -63,9 +65,22 @@ def trainable_parameters(model: XASRModel, stage: int, train_speech_adapter: boo
     return params
 
 
-def _image_pixels(model: XASRModel):
-    """How the dataset turns a picture path into pixels, for a model with a vision encoder."""
-    return model.vision_encoder.preprocess_one if model.vision_encoder is not None else None
+def picture_reader(model: XASRModel, feature_dir: Optional[Path] = None) -> Optional[PictureReader]:
+    """How the dataset reads pictures and clips for a model with a vision encoder: as pixels, or, given
+    `feature_dir`, as the frozen encoder's features kept there (computed once per picture or clip)."""
+    if model.vision_encoder is None:
+        return None
+    encode, cache = None, None
+    if feature_dir is not None:
+        vision = model.vision_encoder
+
+        def encode(pixels: torch.Tensor) -> torch.Tensor:
+            return vision(pixels.to(vision.mean.device)).cpu()
+
+        source = model.config.vision.source or json.dumps(model.config.vision.hf_config)
+        cache = VisionFeatureCache(feature_dir, tag=source)
+    return PictureReader(model.vision_encoder.preprocess_one, num_frames=model.config.qformer.num_frames,
+                         encode=encode, feature_cache=cache)
 
 
 def training_autocast(config: TrainConfig, device: torch.device) -> torch.autocast:
@@ -142,7 +157,8 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
         log.warning("sync_buckets: false without drop_last: true ends each epoch at a random point once "
                     "no duration bucket holds a full batch (lhotse's unsynced bucket choice)")
     sampler = _sampler(train_cuts, config, context.rank, context.world_size)
-    dataset = SpeechTextDataset(image_pixels=_image_pixels(model))
+    vision_features = exp_dir / "vision_features" if config.cache_vision_features and config.stage == 3 else None
+    dataset = SpeechTextDataset(pictures=picture_reader(model, vision_features))
     loader = torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=0)
     total_steps = config.max_steps or _count_total_steps(train_cuts, config, context.world_size)
     optimizer = make_optimizer(params, config)
@@ -255,7 +271,7 @@ def evaluate_loss(model: XASRModel, cuts: CutSet, config: TrainConfig) -> dict[s
     model.eval()
     device = next(model.adapter.parameters()).device
     sampler = SimpleCutSampler(cuts, max_duration=config.max_duration)
-    dataset = SpeechTextDataset(image_pixels=_image_pixels(model))
+    dataset = SpeechTextDataset(pictures=picture_reader(model))
     totals: dict[str, float] = {}
     count = 0
     for cut_batch in sampler:

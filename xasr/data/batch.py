@@ -9,6 +9,18 @@ import numpy as np
 import torch
 
 
+@dataclass(frozen=True)
+class Visual:
+    """What an utterance is shown: a picture or a clip (`kind` "image" or "video") by path."""
+
+    kind: str
+    path: str
+
+    @property
+    def placeholder(self) -> str:
+        return f"<{self.kind}>"
+
+
 @dataclass
 class Batch:
     """What the model consumes: audio (or cached encoder features) and, for training, the text."""
@@ -20,7 +32,9 @@ class Batch:
     feature_lengths: Optional[torch.Tensor] = None
     texts: Optional[list[str]] = None
     images: Optional[torch.Tensor] = None  # [B, T, 3, S, S] pixels of each item's image (T = 1) or clip
+    image_features: Optional[torch.Tensor] = None  # [B, T, N, D] frozen vision features instead, when cached
     image_frames: Optional[torch.Tensor] = None  # [B, T] bool: real frames; an all-False row has no image
+    visuals: Optional[list[Optional["Visual"]]] = None  # what each item shows (None: nothing, or unreadable)
 
     def to(self, device: torch.device) -> "Batch":
         moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in vars(self).items()}
@@ -36,12 +50,17 @@ def pad_stack(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return batch, lengths
 
 
-def stack_images(pixels: list[Optional[torch.Tensor]]) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-    """Per-item [3, S, S] pixels (None: no picture) -> (images [B, 1, 3, S, S], image_frames [B, 1]);
-    (None, None) when no item has one."""
-    present = [p for p in pixels if p is not None]
+def stack_images(items: list[Optional[torch.Tensor]]) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """Per-item clips [T, ...] (a picture is a clip of one frame; pixels [T, 3, S, S] or features
+    [T, N, D]; None: nothing shown) -> (images [B, T_max, ...] zero-padded, image_frames [B, T_max]
+    True for real frames); (None, None) when no item has one."""
+    present = [p for p in items if p is not None]
     if not present:
         return None, None
-    blank = torch.zeros_like(present[0])
-    images = torch.stack([p if p is not None else blank for p in pixels])[:, None]
-    return images, torch.tensor([p is not None for p in pixels])[:, None]
+    frames = [len(c) if c is not None else 0 for c in items]
+    images = torch.zeros(len(items), max(frames), *present[0].shape[1:], dtype=present[0].dtype)
+    for b, clip in enumerate(items):
+        if clip is not None:
+            images[b, : len(clip)] = clip
+    mask = torch.arange(images.shape[1])[None] < torch.tensor(frames)[:, None]
+    return images, mask

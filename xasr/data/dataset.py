@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -13,14 +13,16 @@ from lhotse.features.io import NumpyHdf5Writer
 from tqdm import tqdm
 
 from xasr.audio import SAMPLE_RATE
-from xasr.data.batch import Batch, pad_stack, stack_images
+from xasr.data.batch import Batch, Visual, pad_stack, stack_images
 from xasr.distributed import DistributedContext
+from xasr.encoders.vision import VisionFeatureCache, load_frames
 from xasr.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 FEATURE_FIELD = "encoder_features"  # custom field of a cut holding its cached encoder output
 IMAGE_FIELD = "image"  # supervision custom field: the path of the picture an utterance is paired with
+VIDEO_FIELD = "video"  # ... or of its clip: a video file, a folder of frames or an animated image
 
 
 def cut_text(cut) -> str:
@@ -35,53 +37,104 @@ def cut_waveform(cut) -> np.ndarray:
 
 def image_of(cut) -> Optional[str]:
     """The picture a cut is paired with (its first supervision's `custom["image"]`), if any."""
+    visual = visual_of(cut)
+    return visual.path if visual is not None and visual.kind == "image" else None
+
+
+def visual_of(cut) -> Optional[Visual]:
+    """What a cut is shown: its first supervision's `custom["image"]` (a picture) or, else,
+    `custom["video"]` (a video file, a folder of frames or an animated image)."""
     for supervision in cut.supervisions[:1]:
-        return (supervision.custom or {}).get(IMAGE_FIELD)
+        custom = supervision.custom or {}
+        for field in (IMAGE_FIELD, VIDEO_FIELD):
+            if custom.get(field):
+                return Visual(field, str(custom[field]))
     return None
 
 
 class PictureReader:
-    """Pixels for the pictures of a batch's items (`image_pixels`: path -> [3, S, S], e.g.
-    `VisionEncoder.preprocess_one`). A picture that cannot be read is named once in the log and kept
-    in `failures`; its items, like those without a picture, are speech-only. `cache` keeps the
-    pixels of every path read (decoding, where one picture may serve every input)."""
+    """Pixels, or frozen vision features, of what a batch's items are shown.
 
-    def __init__(self, image_pixels: Callable[[str], torch.Tensor], cache: bool = False):
+    `image_pixels` (a picture's path or HxWx3 array -> [3, S, S], e.g. `VisionEncoder.preprocess_one`)
+    reads pictures and the `num_frames` frames sampled from a clip (`load_frames`). A picture or clip
+    that cannot be read is named once in the log and kept in `failures`; its items, like those
+    shown nothing, are speech-only. `cache` keeps the pixels of every path read (decoding, where one
+    picture may serve every input). With `encode` (pixels [T, 3, S, S] -> features [T, N, D], the
+    frozen vision encoder) batches carry features instead of pixels, kept in `feature_cache`.
+    """
+
+    def __init__(self, image_pixels: Callable[[Any], torch.Tensor], num_frames: int = 4, cache: bool = False,
+                 encode: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                 feature_cache: Optional[VisionFeatureCache] = None):
         self.image_pixels = image_pixels
+        self.num_frames = num_frames
+        self.encode = encode
+        self.feature_cache = feature_cache if feature_cache is not None else (VisionFeatureCache() if encode else None)
         self.failures: dict[str, str] = {}
-        self._cache: Optional[dict[str, torch.Tensor]] = {} if cache else None
+        self._cache: Optional[dict[Visual, torch.Tensor]] = {} if cache else None
 
     def __call__(self, paths: list[Optional[str]]) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
         """(images [B, 1, 3, S, S], image_frames [B, 1]) for the items' picture paths (None: no picture)."""
-        return stack_images([self._read(path) if path else None for path in paths])
+        return stack_images([self._pixels(Visual("image", path)) if path else None for path in paths])
 
-    def _read(self, path: str) -> Optional[torch.Tensor]:
-        if path in self.failures:
+    def fill(self, batch: Batch, visuals: list[Optional[Visual]]) -> Batch:
+        """Set the batch's `visuals` and `images` (or `image_features`) and `image_frames`."""
+        if self.encode is None:
+            clips = [self._pixels(v) if v is not None else None for v in visuals]
+            batch.images, batch.image_frames = stack_images(clips)
+        else:
+            clips = [self._features(v) if v is not None else None for v in visuals]
+            batch.image_features, batch.image_frames = stack_images(clips)
+        batch.visuals = [v if clip is not None else None for v, clip in zip(visuals, clips)]
+        return batch
+
+    def _key(self, visual: Visual) -> str:
+        return f"{visual.kind}:{visual.path}" + (f"#{self.num_frames}" if visual.kind == "video" else "")
+
+    def _features(self, visual: Visual) -> Optional[torch.Tensor]:
+        key = self._key(visual)
+        features = self.feature_cache.get(key)
+        if features is None and visual.path not in self.failures:
+            pixels = self._pixels(visual)
+            if pixels is None:
+                return None
+            features = self.encode(pixels)
+            self.feature_cache.put(key, features)
+            features = self.feature_cache.get(key)  # float16, as a later epoch reads it
+        return None if visual.path in self.failures else features
+
+    def _pixels(self, visual: Visual) -> Optional[torch.Tensor]:
+        """[T, 3, S, S] (T = 1 for a picture), or None if it cannot be read."""
+        if visual.path in self.failures:
             return None
-        if self._cache is not None and path in self._cache:
-            return self._cache[path]
+        if self._cache is not None and visual in self._cache:
+            return self._cache[visual]
         try:
-            pixels = self.image_pixels(path)
+            if visual.kind == "video":
+                pixels = torch.stack([self.image_pixels(f) for f in load_frames(visual.path, self.num_frames)])
+            else:
+                pixels = self.image_pixels(visual.path)[None]
         except (OSError, ValueError) as e:
-            self.failures[path] = str(e)
+            self.failures[visual.path] = str(e)
             log.warning("%s; used without a picture", e)
             return None
         if self._cache is not None:
-            self._cache[path] = pixels
+            self._cache[visual] = pixels
         return pixels
 
 
 class SpeechTextDataset(torch.utils.data.Dataset):
     """lhotse-style dataset: indexed by a CutSet (a sampler's batch), returns a `Batch`.
 
-    Uses the cached encoder features when the cuts carry them, the audio otherwise. With
-    `image_pixels` (path -> [3, S, S], e.g. `VisionEncoder.preprocess_one`) each cut's picture is
-    loaded too (`PictureReader`); a cut without one, or whose picture cannot be read (counted in
-    `image_failures`), is a speech-only item of the batch.
+    Uses the cached encoder features when the cuts carry them, the audio otherwise. With `pictures`
+    (a `PictureReader`; or `image_pixels`, path -> [3, S, S], e.g. `VisionEncoder.preprocess_one`)
+    each cut's picture or clip is loaded too; a cut without one, or whose picture cannot be read
+    (counted in `image_failures`), is a speech-only item of the batch.
     """
 
-    def __init__(self, image_pixels: Optional[Callable[[str], torch.Tensor]] = None):
-        self.pictures = PictureReader(image_pixels) if image_pixels is not None else None
+    def __init__(self, image_pixels: Optional[Callable[[Any], torch.Tensor]] = None,
+                 pictures: Optional[PictureReader] = None):
+        self.pictures = pictures or (PictureReader(image_pixels) if image_pixels is not None else None)
 
     @property
     def image_failures(self) -> dict[str, str]:
@@ -98,7 +151,7 @@ class SpeechTextDataset(torch.utils.data.Dataset):
             waveforms, lengths = pad_stack([cut_waveform(cut) for cut in cuts])
             batch = Batch(ids=ids, waveforms=waveforms, waveform_lengths=lengths, texts=texts)
         if self.pictures is not None:
-            batch.images, batch.image_frames = self.pictures([image_of(cut) for cut in cuts])
+            self.pictures.fill(batch, [visual_of(cut) for cut in cuts])
         return batch
 
 
