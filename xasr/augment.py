@@ -5,6 +5,10 @@ like recordings: speed, simulated room reverberation, additive noise or another 
 telephone band and lossy codecs. They are lhotse's lazy transforms, applied when the audio is loaded
 (once, when the encoder outputs are cached).
 
+Degraded copies (`degrade_cuts`) are written to disk, for test conditions and for training on them:
+noise at a fixed SNR, and words hidden by noise bursts (`burst_mask`, as in the visual-context ASR
+papers that mask words and ask a picture to restore them).
+
 Masks (`mask_frames`, Park et al., 2019) are applied to the frozen encoder's outputs, so they work on
 features cached once: every epoch sees the same utterance with different frames and channels
 hidden, without a new encoder pass.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -132,6 +137,76 @@ def augment_cuts(cuts: CutSet, config: AudioAugmentConfig | None = None, noise: 
             new = new.perturb_volume(gain, affix_id=False)
         augmented.append(new.with_id(f"{cut.id}_aug{copy}"))
     return CutSet.from_cuts(augmented)
+
+
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """`speech` plus `noise` (tiled or cut to its length) scaled to `snr_db` below the speech power."""
+    noise = np.resize(noise, speech.shape).astype(np.float64)
+    speech_power = float(np.mean(speech.astype(np.float64) ** 2))
+    noise_power = float(np.mean(noise ** 2)) or 1.0
+    scale = np.sqrt(speech_power / (noise_power * 10.0 ** (snr_db / 10.0)))
+    return (speech + scale * noise).astype(np.float32)
+
+
+def speech_span(samples: np.ndarray, sample_rate: int, threshold_db: float = -30.0) -> tuple[int, int]:
+    """(start, end) samples of the region whose 20-ms frames are within `threshold_db` of the loudest
+    (the whole signal if nothing is)."""
+    frame = max(1, sample_rate // 50)
+    count = len(samples) // frame
+    if count == 0:
+        return 0, len(samples)
+    energy = (samples[: count * frame].reshape(count, frame).astype(np.float64) ** 2).mean(axis=1)
+    loud = np.flatnonzero(10 * np.log10(energy + 1e-12) >= 10 * np.log10(energy.max() + 1e-12) + threshold_db)
+    return int(loud[0]) * frame, int(loud[-1] + 1) * frame
+
+
+def burst_mask(samples: np.ndarray, sample_rate: int, fraction: float, rng: np.random.Generator,
+               level: float = 2.0) -> tuple[np.ndarray, tuple[int, int]]:
+    """`samples` with one span of `fraction` of the speech region (`speech_span`) replaced by white
+    noise `level` times the speech's RMS, so the words under it are gone; returns (audio, span)."""
+    start, end = speech_span(samples, sample_rate)
+    width = max(1, int(round(fraction * (end - start))))
+    begin = start + int(rng.integers(0, max(1, end - start - width + 1)))
+    rms = float(np.sqrt(np.mean(samples[start:end].astype(np.float64) ** 2))) or 0.1
+    out = samples.astype(np.float32).copy()
+    burst = rng.standard_normal(width)
+    out[begin: begin + width] = level * rms * burst / (np.sqrt(np.mean(burst ** 2)) or 1.0)
+    return out, (begin, begin + width)
+
+
+def degrade_cuts(cuts: CutSet, output_dir: Path | str, snr_db: Optional[float] = None, mask_fraction: float = 0.0,
+                 seed: int = 0, id_suffix: str = "", noise_kinds: Sequence[str] = ("white", "pink", "brown")) -> CutSet:
+    """Write each cut's audio, with noise at `snr_db` (None: none) of a kind drawn per cut from
+    `noise_kinds` and/or `mask_fraction` of its speech hidden by a noise burst, to `output_dir`
+    (16-bit wav, kept when present), and return the new cuts (ids + `id_suffix`; supervisions,
+    pictures included, kept). Draws depend on (`seed`, cut id) only."""
+    from lhotse import MonoCut, SupervisionSegment
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    new_cuts = []
+    for cut in cuts:
+        new_id = f"{cut.id}{id_suffix}"
+        path = output_dir / f"{new_id}.wav"
+        if not path.is_file():
+            rng = np.random.default_rng(list(f"{seed}|{cut.id}".encode()))
+            samples = cut.load_audio().mean(axis=0).astype(np.float32)
+            if mask_fraction > 0:
+                samples, _ = burst_mask(samples, cut.sampling_rate, mask_fraction, rng)
+            if snr_db is not None:
+                kind = noise_kinds[int(rng.integers(len(noise_kinds)))]
+                samples = mix_at_snr(samples, coloured_noise(kind, len(samples), cut.sampling_rate, rng), snr_db)
+            peak = float(np.abs(samples).max())
+            with atomic_path(path, suffix=".wav") as tmp:
+                sf.write(tmp, samples / peak * 0.9 if peak > 1.0 else samples, cut.sampling_rate, subtype="PCM_16")
+        recording = Recording.from_file(path, recording_id=new_id)
+        supervisions = [SupervisionSegment(id=f"{s.id}{id_suffix}", recording_id=new_id, start=max(0.0, s.start),
+                                           duration=min(s.duration, recording.duration), channel=0, text=s.text,
+                                           language=s.language, speaker=s.speaker, custom=s.custom)
+                        for s in cut.supervisions]
+        new_cuts.append(MonoCut(id=new_id, start=0.0, duration=recording.duration, channel=0, recording=recording,
+                                supervisions=supervisions))
+    return CutSet.from_cuts(new_cuts)
 
 
 def mask_frames(features: Tensor, lengths: Tensor, config: MaskingConfig,

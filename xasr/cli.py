@@ -384,6 +384,11 @@ def decode_command(
     hotwords: List[str] = typer.Option([], help="Words the speech may contain (repeatable or comma-separated)."),
     image: Optional[Path] = typer.Option(None, help="A picture shown with every input (models with an image "
                                                     "adapter); a manifest's own pictures come first."),
+    video: Optional[Path] = typer.Option(None, help="A clip shown with every input (video file, folder of frames "
+                                                    "or animated image; models with an image adapter)."),
+    generation_set: List[str] = typer.Option(
+        [], "--set", help="Decoding setting KEY=VALUE of the model's generation options (e.g. lm_weight=0.5, "
+                          "fusion_context=image), repeatable."),
     int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantisation of the encoder and LLM (CPU)."),
     llm_dtype: str = typer.Option("model", help="Hold the frozen LLM in float32, bfloat16, auto (bf16 where "
                                                 "native) or model (as trained)."),
@@ -398,9 +403,10 @@ def decode_command(
 
     A re-run into the same --output-dir skips the inputs already transcribed there (an interrupted
     run continues); two runs never write into one folder at once."""
+    import dataclasses
     import time
 
-    from xasr.config import SEARCHES, SINGLE_BEAM_SEARCHES, TOKEN_HEAD_SEARCHES
+    from xasr.config import SEARCHES, SINGLE_BEAM_SEARCHES, TOKEN_HEAD_SEARCHES, GenerationOptions, yaml_value
     from xasr.decode import collect_inputs, input_duration, transcribe
     from xasr.distributed import DistributedContext, Spool, shard_by_duration
     from xasr.loading import load_model, model_fingerprint, resolve_model_dir
@@ -419,6 +425,17 @@ def decode_command(
         _usage(f"--llm-dtype {llm_dtype}: use float32, bfloat16, auto or model")
     if image is not None and not image.is_file():
         _usage(f"--image {image}: no such file")
+    if video is not None and not video.exists():
+        _usage(f"--video {video}: no such file or folder")
+    if image is not None and video is not None:
+        _usage("--image and --video: show a picture or a clip, not both")
+    generation_overrides = {}
+    for item in generation_set:
+        key, sep, value = item.partition("=")
+        if not sep or key not in {f.name for f in dataclasses.fields(GenerationOptions)}:
+            _usage(f"--set {item}: use KEY=VALUE with a generation option "
+                   f"({', '.join(f.name for f in dataclasses.fields(GenerationOptions))})")
+        generation_overrides[key] = yaml_value(value)
     _check_device(device)
 
     formats = [f.strip() for spec in output_format for f in spec.split(",") if f.strip()]
@@ -454,7 +471,8 @@ def decode_command(
                 "model_name": model or DEFAULT_MODEL, "model_fingerprint": model_fingerprint(model_dir),
                 "search": search, "beam": beam, "int8": int8, "llm_dtype": llm_dtype, "context": context,
                 "hotwords": hotwords, "vad": vad, "max_segment_seconds": max_segment_seconds,
-                "image": str(image) if image is not None else None}
+                "image": str(image) if image is not None else None,
+                "video": str(video) if video is not None else None, "generation": generation_overrides}
             writer = TranscriptWriter(output_dir, formats, overwrite=overwrite, settings=settings)
     except (OutputLocked, OtherSettings, FileNotFoundError, ValueError, OSError) as e:
         refused = e
@@ -495,9 +513,15 @@ def decode_command(
         num_beams=beam, batch_seconds=batch_seconds, vad=vad, max_segment_seconds=max_segment_seconds,
         context=context, hotwords=[w for spec in hotwords for w in spec.split(",") if w.strip()],
         max_audio_hours=max_audio_hours, plot_cif_dir=plot_cif, search=search,
-        image=str(image) if image is not None else None)
-    if asr is not None and image is not None and asr.vision_encoder is None:
-        _usage("--image: this model has no image adapter (it transcribes speech alone); drop --image")
+        image=str(image) if image is not None else None, video=str(video) if video is not None else None)
+    if asr is not None and (image is not None or video is not None) and asr.vision_encoder is None:
+        flag = "--image" if image is not None else "--video"
+        _usage(f"{flag}: this model has no image adapter (it transcribes speech alone); drop {flag}")
+    if asr is not None and generation_overrides:
+        try:
+            options.generation = dataclasses.replace(asr.config.generation, **generation_overrides)
+        except (TypeError, ValueError) as e:
+            _usage(f"--set: {e}")
     if asr is not None and search in TOKEN_HEAD_SEARCHES and asr.config.adapter != "cformer":
         _usage(f"--search {search} needs a C-Former model; this one has the {asr.config.adapter} adapter")
     started, audio_seconds, failed, complete = time.time(), 0.0, 0, False

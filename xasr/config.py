@@ -195,6 +195,7 @@ class GenerationOptions:
     token_bonus: float = 2.0
     fusion_top_k: int = 8
     fusion_beams: int = 4  # hypotheses kept when the caller names no beam size
+    fusion_lm_top_k: int = 0  # > 0: the LLM's own top tokens are candidates too (a picture can supply a word)
     fusion_context: str = "text"
     fusion_prompt: str = "<|endoftext|>"  # SmolLM2's (and GPT-2's) document separator
 
@@ -311,6 +312,11 @@ _Yaml12Loader.add_implicit_resolver(
                 |[-+]?\.(?:inf|Inf|INF)
                 |\.(?:nan|NaN|NAN))$""", re.X),
     list("-+0123456789."))
+
+
+def yaml_value(text: str):
+    """A setting's value as YAML 1.2 reads it (`--set key=value`): numbers, booleans, lists, strings."""
+    return _yaml_load(text)
 
 
 def _yaml_load(text: str):

@@ -136,9 +136,18 @@ def _fusion(model: XASRModel, embeddings: torch.Tensor, lengths: list[int], spea
             shown = [v[:0] for v in vectors]
         embeds, mask, _ = pad_embeddings(model.visual_lm_prompts(shown, options.fusion_prompt), None, "left")
         cache, end = None, None
-    heads = [head_top_k(model.token_head(v), options.fusion_top_k) for v in vectors]
+    logits = [model.token_head(v) for v in vectors]
+    heads = [head_top_k(x, options.fusion_top_k) for x in logits]
+    head_score = None
+    if options.fusion_lm_top_k > 0:
+        normalisers = [x.logsumexp(-1) for x in logits]
+
+        def head_score(row: int, step: int, ids: list[int]) -> list[float]:
+            return (model.token_head_logits(vectors[row][step], ids) - normalisers[row][step]).tolist()
+    del logits
     decoded = fusion_generate(model.llm.model, embeds, mask, heads, end, options.lm_weight,
-                              options.token_bonus, num_beams, cache=cache, stats=model.generation_stats)
+                              options.token_bonus, num_beams, cache=cache, stats=model.generation_stats,
+                              lm_top_k=options.fusion_lm_top_k, head_score=head_score)
     for b, (ids, probs) in zip(speaking, decoded):
         results[b].update(token_ids=ids, token_probs=probs, text=template.decode(ids))
         model.generation_stats["tokens"] = model.generation_stats.get("tokens", 0) + len(ids)
@@ -367,7 +376,9 @@ def head_top_k(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor
 def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                     head_candidates: Sequence[tuple[torch.Tensor, torch.Tensor]], eos_token_id: Optional[int],
                     lm_weight: float, token_bonus: float = 0.0, num_beams: int = 1, cache=None,
-                    stats: Optional[dict] = None) -> list[tuple[list[int], list[float]]]:
+                    stats: Optional[dict] = None, lm_top_k: int = 0,
+                    head_score: Optional[Callable[[int, int, list[int]], list[float]]] = None,
+                    ) -> list[tuple[list[int], list[float]]]:
     """The CIF token head's choices rescored by the LLM as a language model (shallow fusion).
 
     The search takes one step per fired vector: item b's i-th step either writes one of the head's
@@ -379,8 +390,11 @@ def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
     `num_beams` hypotheses per item; items and beams share one batched LLM pass per step, a
     hypothesis that wrote nothing feeding a masked-out token. `inputs_embeds` (left-padded) is each
     item's prompt and `head_candidates[b]` its head's top-k (log-probabilities [N_b, k], token ids
-    [N_b, k]; see `head_top_k`). Returns each item's tokens and the head's probability of each (the
-    highest over a merged run).
+    [N_b, k]; see `head_top_k`). With `lm_top_k` > 0 each hypothesis may also write one of the LLM's
+    own `lm_top_k` next tokens, scored alike with the head's log-probability `head_score(item, step,
+    ids)`: where the speech is masked or noisy and the head names nothing useful, a strong context
+    (a picture) can still supply the word. Returns each item's tokens and the head's probability of
+    each (the highest over a merged run).
     """
     device = inputs_embeds.device
     batch = inputs_embeds.shape[0]
@@ -408,6 +422,7 @@ def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
         if not writing:
             break
         parents, actions, scores = [], [], []  # per new row: parent row, token or None (merge), score
+        action_heads = []  # ... and the head's log-probability of the token said
         for b in writing:
             rows = [r for r, item in enumerate(row_item) if item == b]
             top_ids, top_scores = head_ids[b][step], head_scores[b][step]
@@ -416,24 +431,31 @@ def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
             for k, r in enumerate(rows):
                 last = row_tokens[r][-1] if row_tokens[r] else None
                 if last is not None and last in top_ids:  # the same token fired twice: write nothing
-                    candidates.append((row_score[r] + top_scores[top_ids.index(last)], r, None))
+                    head = top_scores[top_ids.index(last)]
+                    candidates.append((row_score[r] + head, r, None, head))
                 for j, token in enumerate(top_ids):
                     fused = top_scores[j] + lm_weight * emit_lm[k][j] + token_bonus
-                    candidates.append((row_score[r] + fused, r, token))
+                    candidates.append((row_score[r] + fused, r, token, top_scores[j]))
+                if lm_top_k > 0:
+                    own = [t for t in lm[r].topk(lm_top_k).indices.tolist() if t not in top_ids]
+                    if own:
+                        own_lm = lm[r, own].tolist()
+                        for token, head, said in zip(own, head_score(b, step, own), own_lm):
+                            candidates.append((row_score[r] + head + lm_weight * said + token_bonus, r, token, head))
             # a stable sort keeps a merge ahead of the write it ties with (the cif search's collapse)
             candidates.sort(key=lambda c: -c[0])
-            for score, r, token in candidates[:num_beams]:
+            for score, r, token, head in candidates[:num_beams]:
                 parents.append(r)
                 actions.append(token)
                 scores.append(score)
+                action_heads.append(head)
         index = torch.tensor(parents, device=device)
         cache.reorder_cache(index)
         mask, next_position, lm = mask[index], next_position[index], lm[index]
         new_item = [row_item[r] for r in parents]
         new_tokens, new_probs = [], []
-        for r, token, item in zip(parents, actions, new_item):
-            said = token if token is not None else row_tokens[r][-1]
-            probability = math.exp(head_scores[item][step][head_ids[item][step].index(said)])
+        for r, token, head in zip(parents, actions, action_heads):
+            probability = math.exp(head)
             tokens, probs = list(row_tokens[r]), list(row_probs[r])
             if token is None:
                 probs[-1] = max(probs[-1], probability)

@@ -208,6 +208,14 @@ class XASRModel(nn.Module):
         rows = (embeddings / self.llm.embedding_scale).to(self.llm.dtype)
         return self.llm.output_embeddings(rows).float()
 
+    def token_head_logits(self, embedding: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
+        """The token head's float32 logits of one C-Former vector [D] for the tokens `ids` only."""
+        head = self.llm.output_embeddings
+        index = torch.tensor(list(ids), device=head.weight.device)
+        bias = getattr(head, "bias", None)
+        row = (embedding / self.llm.embedding_scale).to(self.llm.dtype)
+        return F.linear(row, head.weight[index], None if bias is None else bias[index]).float()
+
     def _ctc_loss(self, features, feature_lengths, targets):
         log_probs = self.ctc_head(features).log_softmax(-1).transpose(0, 1)
         blank = self.ctc_head.out_features - 1
