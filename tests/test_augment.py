@@ -157,3 +157,57 @@ def test_a_grown_set_keeps_the_draws_of_the_cuts_it_had(tmp_path):
     grown = augment_cuts(CutSet.from_cuts(cuts[8:] + cuts[:8]), no_talker, rirs=rirs, fraction=0.5, seed=3)
     kept = {c.id: c.to_dict() for c in grown}
     assert len(small) >= 4 and all(kept.get(c.id) == c.to_dict() for c in small)
+
+
+def _tone_with_silence(seconds_before=0.3, seconds=0.6, seconds_after=0.3, rate=16000):
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t)
+    silence = [np.zeros(int(s * rate)) for s in (seconds_before, seconds_after)]
+    return np.concatenate([silence[0], tone, silence[1]]).astype(np.float32)
+
+
+def test_noise_is_mixed_at_the_asked_snr():
+    from xasr.augment import mix_at_snr
+
+    rng = np.random.default_rng(0)
+    speech = _tone_with_silence()
+    for snr in (10.0, 5.0, 0.0):
+        noise = coloured_noise("pink", 4000, 16000, rng)  # shorter than the speech: tiled
+        mixed = mix_at_snr(speech, noise, snr)
+        added = mixed - speech
+        measured = 10 * np.log10(np.mean(speech.astype(np.float64) ** 2) / np.mean(added.astype(np.float64) ** 2))
+        assert measured == pytest.approx(snr, abs=0.01)
+
+
+def test_a_burst_hides_the_asked_share_of_the_speech_and_nothing_outside_it():
+    from xasr.augment import burst_mask, speech_span
+
+    speech = _tone_with_silence()
+    start, end = speech_span(speech, 16000)
+    assert abs(start - 0.3 * 16000) <= 320 and abs(end - 0.9 * 16000) <= 320
+    masked, (begin, stop) = burst_mask(speech, 16000, 0.35, np.random.default_rng(1))
+    assert start <= begin and stop <= end and stop - begin == round(0.35 * (end - start))
+    changed = np.flatnonzero(masked != speech)
+    assert changed.min() >= begin and changed.max() < stop
+    rms = np.sqrt(np.mean(speech[start:end].astype(np.float64) ** 2))
+    assert np.sqrt(np.mean(masked[begin:stop].astype(np.float64) ** 2)) == pytest.approx(2 * rms, rel=0.01)
+    assert np.corrcoef(masked[begin:stop], speech[begin:stop])[0, 1] < 0.2  # the words under it are gone
+
+
+def test_degraded_copies_keep_texts_and_pictures_and_repeat_with_the_seed(speech_cuts, tmp_path):
+    from xasr.augment import degrade_cuts
+    from xasr.data.dataset import cut_waveform, image_of
+
+    for cut in speech_cuts:
+        cut.supervisions[0].custom = {"image": f"/pictures/{cut.id}.png"}
+    first = degrade_cuts(speech_cuts, tmp_path / "a", snr_db=5.0, mask_fraction=0.3, seed=3, id_suffix="_n")
+    again = degrade_cuts(speech_cuts, tmp_path / "b", snr_db=5.0, mask_fraction=0.3, seed=3, id_suffix="_n")
+    other = degrade_cuts(speech_cuts, tmp_path / "c", snr_db=5.0, mask_fraction=0.3, seed=4, id_suffix="_n")
+    for cut, a, b, c in zip(speech_cuts, first, again, other):
+        assert a.id == f"{cut.id}_n" and a.supervisions[0].text == cut.supervisions[0].text
+        assert image_of(a) == image_of(cut) and a.duration == pytest.approx(cut.duration, abs=1e-3)
+        assert np.array_equal(cut_waveform(a), cut_waveform(b))
+        assert not np.allclose(cut_waveform(a), cut_waveform(c), atol=1e-3)
+        assert not np.allclose(cut_waveform(a), cut_waveform(cut), atol=1e-3)
+    clean = degrade_cuts(speech_cuts, tmp_path / "d")
+    assert all(np.allclose(cut_waveform(a), cut_waveform(cut), atol=1e-4) for a, cut in zip(clean, speech_cuts))

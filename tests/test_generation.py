@@ -255,3 +255,24 @@ def test_fusion_search_of_the_model():
         assert [r["token_ids"] for r in fused] == [r["token_ids"] for r in cif]
     with pytest.raises(ValueError, match="one beam"):
         generate(model, batch, num_beams=2, options=GenerationOptions(search="cif"))
+
+
+def test_fusion_takes_the_llms_own_word_where_the_head_names_nothing_useful():
+    tokenizer, model, embeds, mask, _ = _fusion_inputs(6, counts=(1,))
+    with torch.no_grad():
+        lm = model(inputs_embeds=embeds[:1]).logits[0, -1].float().log_softmax(-1)
+    best = int(lm.argmax())
+    others = [t for t in range(len(tokenizer)) if t != best][:4]
+    # a masked vector: the head barely prefers four tokens, none of them the LLM's choice
+    head = torch.zeros(1, len(tokenizer)).index_fill(1, torch.tensor(others), 0.01).log_softmax(-1)
+    candidates = [head_top_k(head, 4)]
+    plain = fusion_generate(model, embeds[:1], mask[:1], candidates, None, lm_weight=1.0)
+    assert plain[0][0][0] in others  # only the head's candidates
+
+    def head_score(item, step, ids):
+        return head[step, ids].tolist()
+
+    fused = fusion_generate(model, embeds[:1], mask[:1], candidates, None, lm_weight=1.0,
+                            lm_top_k=3, head_score=head_score)
+    assert fused[0][0] == [best]
+    assert abs(fused[0][1][0] - float(head[0, best].exp())) < 1e-6  # the head's probability of what was said

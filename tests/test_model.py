@@ -238,3 +238,86 @@ def test_image_model_round_trips_and_a_speech_model_gains_a_fresh_image_adapter(
     assert grown.vision_adapter is not None
     assert all(torch.equal(a, b) for a, b in zip(grown.adapter.state_dict().values(),
                                                  speech.adapter.state_dict().values()))
+
+
+def tiny_image_lm_model(seed: int = 0) -> XASRModel:
+    """An image model whose prompt has no <image>: the picture reaches the LLM only as the context of
+    the transcript read as plain text (loss.image_lm, the fusion search's "image" context)."""
+    model = tiny_image_model(seed)
+    config = dataclasses.replace(model.config, loss=LossConfig(llm=0.0, align_token=1.0, image_lm=1.0),
+                                 llm=dataclasses.replace(model.config.llm, instruction="Transcribe: <speech>"))
+    llm = LLM(model.llm.model, model.llm.tokenizer, config.llm)
+    return XASRModel(config, model.encoder, llm, model.vision_encoder)
+
+
+def test_image_lm_is_the_transcripts_cross_entropy_after_the_prompt_and_the_picture():
+    from xasr.train import trainable_parameters
+
+    model = tiny_image_lm_model().train()
+    params = trainable_parameters(model, 3, train_speech_adapter=True)
+    batch = with_images(tiny_batch(), (True, False))
+    losses = model(batch, stage=3)
+    assert {"image_lm", "token", "quantity"} <= set(losses) and "llm" not in losses
+    model.eval()
+    with torch.no_grad():
+        loss = model(batch, stage=3)["image_lm"]
+        picture = model.image_embeddings(batch)[0]
+        prompt = model.llm.tokenizer(model.config.generation.fusion_prompt, add_special_tokens=False)["input_ids"]
+        target = model.transcript_ids(batch.texts[:1])[0]
+        embeds = torch.cat([model.llm.embed_ids(prompt), picture, model.llm.embed_ids(target)])[None]
+        logits = model.llm.model(inputs_embeds=embeds).logits[0].float().log_softmax(-1)
+        start = len(prompt) + len(picture) - 1  # the position that predicts the first transcript token
+        expected = -torch.stack([logits[start + k, t] for k, t in enumerate(target)]).mean()
+    assert torch.allclose(loss, expected, atol=1e-5)  # item 1 is shown nothing: not in the loss
+    model.train()
+    model(batch, stage=3)["loss"].backward()
+    assert all(p.grad is not None for p in model.vision_adapter.parameters())
+    assert {id(p) for p in params} >= {id(p) for p in model.vision_adapter.parameters()}
+    speech_only = tiny_model()
+    with pytest.raises(ValueError, match="no image or video adapter"):
+        trainable_parameters(speech_only, 3)
+    no_context = tiny_image_lm_model()
+    no_context.config.loss.image_lm = 0.0
+    with pytest.raises(ValueError, match="loss.image_lm"):
+        trainable_parameters(no_context, 3)
+
+
+def test_fusion_reads_the_picture_before_the_text_in_the_image_context(monkeypatch):
+    import xasr.generation as generation
+    from xasr.config import GenerationOptions
+
+    model = tiny_image_lm_model().eval()
+    seen = []
+    real = generation.fusion_generate
+
+    def spy(llm, embeds, mask, *args, **kwargs):
+        seen.append((embeds, mask))
+        return real(llm, embeds, mask, *args, **kwargs)
+
+    monkeypatch.setattr(generation, "fusion_generate", spy)
+    batch = with_images(tiny_batch(), (True, False))
+    texts = {}
+    for context in ("text", "image"):
+        options = GenerationOptions(search="fusion", lm_weight=2.0, fusion_context=context)
+        texts[context] = [r["token_ids"] for r in generate(model, batch, options=options)]
+    (text_embeds, text_mask), (image_embeds, image_mask) = seen
+    picture = model.image_embeddings(batch)[0]
+    n = len(model.llm.tokenizer(options.fusion_prompt, add_special_tokens=False)["input_ids"])
+    assert text_mask.tolist() == [[1] * n, [1] * n]  # the prompt alone
+    assert image_mask.tolist() == [[1] * (n + len(picture)), [0] * len(picture) + [1] * n]  # left-padded
+    assert torch.allclose(image_embeds[0, n:], picture.to(image_embeds.dtype))
+    assert torch.equal(image_embeds[1, -1], text_embeds[1, -1])
+    no_pictures = with_images(tiny_batch(), (False, False))
+    options = GenerationOptions(search="fusion", lm_weight=2.0, fusion_context="image")
+    assert [r["token_ids"] for r in generate(model, no_pictures, options=options)] == texts["text"]
+
+
+def test_cached_vision_features_give_the_embeddings_the_pixels_give():
+    model = tiny_image_model().eval()
+    batch = with_images(tiny_batch(), (True, False))
+    with torch.no_grad():
+        from_pixels = model.image_embeddings(batch)
+        features = model.vision_encoder(batch.images.flatten(0, 1)).view(2, 1, -1, model.vision_encoder.output_dim)
+        cached = Batch(ids=batch.ids, image_features=features.half(), image_frames=batch.image_frames)
+        from_features = model.image_embeddings(cached)
+    assert torch.allclose(from_pixels[0], from_features[0], atol=1e-2) and len(from_features[1]) == 0

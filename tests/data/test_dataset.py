@@ -159,3 +159,112 @@ def test_two_gloo_processes_cache_what_one_process_caches(tmp_path):
     files = sorted(p.name for p in (tmp_path / "two").iterdir())
     assert "cuts.jsonl.gz" in files and not [f for f in files if f.startswith("cuts.partial")]
     assert any(f.startswith("features.rank0.") for f in files) and any(f.startswith("features.rank1.") for f in files)
+
+
+def _colour_frames(count):
+    return [np.full((8, 8, 3), 30 * i, dtype=np.uint8) for i in range(count)]
+
+
+def _write_clips(tmp_path):
+    """The same 6-frame clip as a folder of frames, an animated GIF and an mp4 (PyAV)."""
+    from PIL import Image
+
+    frames = _colour_frames(6)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{i:02d}.png")
+    pictures = [Image.fromarray(f) for f in frames]
+    pictures[0].save(tmp_path / "clip.gif", save_all=True, append_images=pictures[1:], duration=100)
+    clips = {"folder": folder, "gif": tmp_path / "clip.gif"}
+    try:
+        import av
+    except ImportError:
+        return clips
+    with av.open(str(tmp_path / "clip.mp4"), "w") as container:
+        stream = container.add_stream("mpeg4", rate=5)
+        stream.width = stream.height = 16
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            big = np.repeat(np.repeat(frame, 2, axis=0), 2, axis=1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(big, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    clips["mp4"] = tmp_path / "clip.mp4"
+    return clips
+
+
+def test_clips_are_read_from_a_frame_folder_an_animated_image_or_a_video_file(tmp_path):
+    from xasr.encoders.vision import load_frames
+
+    clips = _write_clips(tmp_path)
+    for kind, path in clips.items():
+        frames = load_frames(path, 3)
+        assert len(frames) == 3, kind
+        means = [float(f.mean()) for f in frames]
+        assert means[0] < means[1] < means[2], kind  # first, middle and last frame, in order
+        assert abs(means[0] - 0) < 8 and abs(means[2] - 150) < 8, kind
+    assert len(load_frames(clips["folder"], 10)) == 6  # a short clip gives what it has
+
+
+def test_cuts_bring_their_clips_padded_per_batch_and_a_bad_clip_leaves_the_item_speech_only(tmp_path, caplog):
+    from lhotse import CutSet
+
+    from tests.test_train import tiny_cuts
+    from xasr.data.dataset import PictureReader
+
+    clips = _write_clips(tmp_path)
+    (tmp_path / "empty").mkdir()
+    cuts = list(tiny_cuts(tmp_path, n=3))
+    for cut, clip in zip(cuts, [clips["folder"], tmp_path / "empty", None]):
+        if clip is not None:
+            cut.supervisions[0].custom = {**(cut.supervisions[0].custom or {}), "video": str(clip)}
+
+    def pixels(image):
+        from xasr.encoders.vision import load_image
+
+        return torch.from_numpy(load_image(image)).permute(2, 0, 1).float()
+
+    dataset = SpeechTextDataset(pictures=PictureReader(pixels, num_frames=4))
+    batch = dataset[CutSet.from_cuts(cuts)]
+    order = {cut_id: b for b, cut_id in enumerate(batch.ids)}
+    assert batch.images.shape == (3, 4, 3, 8, 8)
+    assert batch.image_frames[order[cuts[0].id]].tolist() == [True] * 4
+    assert not batch.image_frames[order[cuts[1].id]].any() and not batch.image_frames[order[cuts[2].id]].any()
+    assert [v.kind if v else None for v in batch.visuals] == [
+        "video" if b == order[cuts[0].id] else None for b in range(3)]
+    assert "empty" in caplog.text and list(dataset.image_failures) == [str(tmp_path / "empty")]
+
+
+def test_vision_features_are_computed_once_per_picture_and_kept_on_disk(tmp_path):
+    from PIL import Image
+
+    from xasr.data.batch import Batch, Visual
+    from xasr.data.dataset import PictureReader
+    from xasr.encoders.vision import VisionFeatureCache
+
+    Image.new("RGB", (8, 8), (0, 0, 255)).save(tmp_path / "blue.png")
+    calls = []
+
+    def encode(pixels):
+        calls.append(len(pixels))
+        return pixels.flatten(2).transpose(1, 2)[:, :5]  # [T, N=5, D=3]
+
+    def pixels(image):
+        from xasr.encoders.vision import load_image
+
+        return torch.from_numpy(load_image(image)).permute(2, 0, 1).float() / 255
+
+    picture = Visual("image", str(tmp_path / "blue.png"))
+    reader = PictureReader(pixels, encode=encode, feature_cache=VisionFeatureCache(tmp_path / "cache", tag="t"))
+    first = reader.fill(Batch(ids=["a", "b"]), [picture, None])
+    reader.fill(Batch(ids=["c"]), [picture])
+    assert calls == [1] and first.images is None and first.image_features.shape == (2, 1, 5, 3)
+    assert first.image_frames.tolist() == [[True], [False]]
+    again = PictureReader(pixels, encode=encode, feature_cache=VisionFeatureCache(tmp_path / "cache", tag="t"))
+    assert torch.equal(again.fill(Batch(ids=["a"]), [picture]).image_features[0], first.image_features[0])
+    assert calls == [1]  # a new run reads the stored features
+    other = PictureReader(pixels, encode=encode, feature_cache=VisionFeatureCache(tmp_path / "cache", tag="u"))
+    other.fill(Batch(ids=["a"]), [picture])
+    assert calls == [1, 1]  # another encoder's features are not taken
