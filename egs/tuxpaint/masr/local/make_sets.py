@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """The tuxpaint/masr data sets, from what local/prepare.sh wrote into DATA_DIR:
 
-training (DATA_DIR/train_cuts.jsonl.gz): every synthetic caption with its stamp's picture or, for a
+training (DATA_DIR/masr_cuts_train.jsonl.gz, set masr_train): every synthetic caption with its stamp's picture or, for a
   seeded half, its clip (CLIPS_DIR); one degraded copy of each (noise at 10, 5 or 0 dB, or a
   noise burst over ~35% of the speech, or both), also shown the stamp; the general sentences
   speech-only (no picture), so speech-only accuracy is trained too.
-test (DATA_DIR/test/tux_<condition>_<visual>.jsonl.gz): the 65 real recordings in each condition
-  (clean, snr10, snr5, snr0, masked) x what they are shown: none, image (their own stamp), wrong
-  (a different stamp's picture, drawn per recording), video (their stamp's clip), wrongvideo.
+test (DATA_DIR/tux<condition>_cuts_<visual>.jsonl.gz, sets tux<condition>_<visual>): the 65 real
+  recordings in each condition (clean, snr10, snr5, snr0, masked) x what they are shown: none,
+  image (their own stamp), wrong (a different stamp's picture, drawn per recording, the same in
+  every condition), video (their stamp's clip), wrongvideo (the wrong stamp's clip).
 """
 
 import argparse
@@ -68,7 +69,7 @@ def main() -> None:
                                       seed=args.seed, id_suffix=f"_deg{i}"))
     general = CutSet.from_file(data / "general" / "tts_cuts_train.jsonl.gz")
     train = shown + CutSet.from_cuts(degraded) + general
-    train.to_file(data / "train_cuts.jsonl.gz")
+    train.to_file(data / "masr_cuts_train.jsonl.gz")
     print(f"train: {len(shown)} captions + {len(degraded)} degraded copies + {len(general)} speech-only")
 
     # test
@@ -78,8 +79,6 @@ def main() -> None:
     for cut in test:
         rng = random.Random(f"{args.seed}-wrong-{cut.id}")
         wrong_stamp[cut.id] = rng.choice([s for s in ids if stamps[s].caption != stamps[cut.id].caption])
-    out = data / "test"
-    out.mkdir(exist_ok=True)
     for name, (snr, mask) in CONDITIONS.items():
         cuts = test if snr is None and mask == 0 else degrade_cuts(test, data / "degraded" / name, snr, mask,
                                                                  seed=args.seed + 1)
@@ -90,8 +89,9 @@ def main() -> None:
                                "wrong": (IMAGE_FIELD, stamps[wrong].image), "video": (VIDEO_FIELD, clip_of[cut.id]),
                                "wrongvideo": (VIDEO_FIELD, clip_of[wrong])}[visual]
                 return show(cut, field, path)
-            CutSet.from_cuts(with_visual(c) for c in cuts.to_eager()).to_file(out / f"tux_{name}_{visual}.jsonl.gz")
-    print(f"test: {len(test)} real captions x {len(CONDITIONS)} conditions x 5 visual contexts in {out}")
+            path = data / f"tux{name}_cuts_{visual}.jsonl.gz"
+            CutSet.from_cuts(with_visual(c) for c in cuts.to_eager()).to_file(path)
+    print(f"test: {len(test)} real captions x {len(CONDITIONS)} conditions x {len(VISUALS)} visual contexts in {data}")
 
 
 if __name__ == "__main__":

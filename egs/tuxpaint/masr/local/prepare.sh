@@ -4,6 +4,7 @@
 #   tuxpaint_captions.tsv                                  every stamp's caption (id = stamp id)
 #   captions/tts_cuts_train.jsonl.gz                       the captions voiced by the offline TTS engines
 #   general/tts_cuts_train.jsonl.gz                        general English sentences (WordNet, fortunes), speech-only
+#   real_en_{recordings,supervisions,cuts}_dev.jsonl.gz    ../shared/data/real_en_dev where present (speech-only test)
 # Synthesis always runs and resumes; the real recordings never enter training.
 set -euo pipefail
 
@@ -26,6 +27,13 @@ if [ -f "${data_dir}/tuxpaint_cuts_test.jsonl.gz" ] && [ -f "${data_dir}/tuxpain
   log "tuxpaint test set already prepared"
 else
   xasr prepare tuxpaint "${data_dir}"
+fi
+if [ -f "${data_dir}/real_en_cuts_dev.jsonl.gz" ]; then
+  log "real_en_dev already prepared"
+elif [ -f "${real_en_dev_dir}/transcripts.tsv" ]; then
+  xasr prepare tsv "${real_en_dev_dir}" "${data_dir}" --prefix real_en --split dev --language en
+else
+  log "no ${real_en_dev_dir}: the speech-only real_en_dev check is left out"
 fi
 engine_args=()
 for engine in ${tts_engines}; do
