@@ -457,6 +457,55 @@ def test_a_picture_reaches_the_llm(image_model_dir, tmp_path):
     assert seen and seen[0]["<image>"][0].shape[0] == 3  # the Q-Former's 3 queries fill <image>
 
 
+def test_cli_decodes_with_a_clip_and_takes_generation_settings(image_model_dir, model_dir, tmp_path):
+    from PIL import Image
+
+    _noise(tmp_path / "a.wav", 0.8)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40, 30), (0, 40 * i, 200)).save(frames / f"{i}.png")
+    args = ["decode", str(tmp_path / "a.wav"), "--model", str(image_model_dir), "--vad", "never", "--no-progress"]
+    result = CliRunner().invoke(app, [*args, "--video", str(frames), "--output-dir", str(tmp_path / "o1"),
+                                      "--search", "fusion", "--set", "fusion_context=image", "--set", "lm_weight=0.5"])
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "o1" / ".xasr-decode.json").read_text())
+    assert "fusion_context" in json.dumps(settings) and str(frames) in json.dumps(settings)
+    result = CliRunner().invoke(app, [*args, "--set", "lm_wieght=0.5"])
+    assert result.exit_code == 2 and "lm_wieght" in result.output and "lm_weight" in result.output
+    result = CliRunner().invoke(app, [*args, "--set", "fusion_context=sound"])
+    assert result.exit_code == 2 and "fusion_context" in result.output
+    result = CliRunner().invoke(app, [*args, "--video", str(tmp_path / "none.mp4")])
+    assert result.exit_code == 2 and "no such file" in result.output
+    result = CliRunner().invoke(app, ["decode", str(tmp_path / "a.wav"), "--model", str(model_dir),
+                                      "--video", str(frames), "--output-dir", str(tmp_path / "o3")])
+    assert result.exit_code == 2 and "no image adapter" in result.output and "--video" in result.output
+
+
+def test_a_clip_fills_video_and_a_picture_image(image_model_dir, tmp_path):
+    import xasr
+    from xasr.data.batch import Batch, Visual
+    from xasr.data.dataset import PictureReader
+    from xasr.model import IMAGE, VIDEO
+
+    from PIL import Image
+
+    model = xasr.load_model(image_model_dir)
+    Image.new("RGB", (40, 30), (0, 90, 200)).save(tmp_path / "blue.png")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        Image.new("RGB", (40, 30), (90 * i, 0, 0)).save(frames / f"{i}.png")
+    reader = PictureReader(model.vision_encoder.preprocess_one, num_frames=2)
+    shown = [Visual("video", str(frames)), Visual("image", str(tmp_path / "blue.png"))]
+    batch = reader.fill(Batch(ids=["a", "b"]), shown)
+    assert batch.images.shape[:2] == (2, 2) and batch.image_frames.tolist() == [[True, True], [True, False]]
+    template = type(model.llm.template)(model.llm.tokenizer, "<image> <video> <speech>")
+    speech = [torch.zeros(2, model.llm.hidden_size)] * 2
+    modalities = model._modalities(speech, batch, template=template)
+    assert [len(e) for e in modalities[VIDEO]] == [3, 0] and [len(e) for e in modalities[IMAGE]] == [0, 3]
+
+
 # ---- several processes (torchrun) ------------------------------------------------------------------
 XASR = str(Path(sys.executable).parent / "xasr")  # the console script itself (a pyenv shim is a shell script)
 

@@ -182,7 +182,8 @@ def tiny_image_model(seed: int = 0) -> XASRModel:
         vision=VisionEncoderConfig(hf_config={"model_type": "dinov2", "hidden_size": 16, "num_hidden_layers": 1,
                                               "num_attention_heads": 2, "intermediate_size": 32, "image_size": 28,
                                               "patch_size": 14}),
-        qformer=QFormerConfig(d_model=16, num_queries=3, n_layers=1, n_heads=2, dropout=0.0, max_frames=2))
+        qformer=QFormerConfig(d_model=16, num_queries=3, n_layers=1, n_heads=2, dropout=0.0, max_frames=2,
+                              num_frames=2))
     tokenizer = tiny_tokenizer()
     llm = LLM(tiny_llama(tokenizer, seed=seed), tokenizer, config.llm)
     return XASRModel(config, build_encoder(config.encoder), llm)

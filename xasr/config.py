@@ -109,6 +109,11 @@ class QFormerConfig:
     llm_hidden_size: int = 576  # set from the LLM
     llm_embedding_scale: float = 1.0  # set from the LLM
 
+    def __post_init__(self):
+        if not 1 <= self.num_frames <= self.max_frames:
+            raise ValueError(f"qformer.num_frames ({self.num_frames}) must be between 1 and max_frames "
+                             f"({self.max_frames})")
+
 
 # ---- LLM -----------------------------------------------------------------------------------------
 @dataclass

@@ -8,7 +8,7 @@ from xasr.config import QFormerConfig
 def tiny_qformer(**overrides) -> QFormer:
     torch.manual_seed(0)
     config = QFormerConfig(input_dim=12, d_model=16, num_queries=4, n_layers=2, n_heads=2, dropout=0.0,
-                           max_frames=3, llm_hidden_size=20, **overrides)
+                           max_frames=3, num_frames=3, llm_hidden_size=20, **overrides)
     return QFormer(config).eval()
 
 
