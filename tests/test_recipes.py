@@ -24,7 +24,7 @@ from tests.conftest import write_tone
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
 EGS = REPO / "egs"
-RECIPE_NAMES = ["fsdd", "tts_en", "librispeech", "aishell"]
+RECIPE_NAMES = ["fsdd/asr", "tts_en/asr", "librispeech/asr", "aishell/asr", "tuxpaint/masr"]
 
 
 # ---- tiny models and configs --------------------------------------------------------------------
@@ -67,7 +67,7 @@ stage2: {{num_epochs: 1, max_steps: 2, lr: 0.002}}
 
 def run_recipe(recipe: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    result = subprocess.run(["bash", str(EGS / recipe / "asr" / "run.sh"), *args], env=env, text=True,
+    result = subprocess.run(["bash", str(EGS / recipe / "run.sh"), *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
     if check:
         assert result.returncode == 0, result.stdout[-6000:]
@@ -188,11 +188,11 @@ def test_run_sh_help_lists_recipe_and_stage_options(recipe):
     assert result.returncode == 1 and "unknown option --no-such-option" in result.stdout
 
 
-@pytest.mark.parametrize("config", sorted(EGS.glob("*/asr/conf/*.yaml")), ids=lambda p: f"{p.parts[-4]}/{p.name}")
+@pytest.mark.parametrize("config", sorted(EGS.glob("*/*/conf/*.yaml")), ids=lambda p: f"{p.parts[-4]}/{p.name}")
 def test_recipe_configs_load(config):
     from xasr.config import load_config_file
 
-    for stage in (1, 2):
+    for stage in (1, 2, 3):
         model_config, train_config = load_config_file(config, stage)
         assert train_config.stage == stage
     assert model_config.adapter in ("cformer", "projector")
@@ -222,7 +222,7 @@ def test_cache_features_command_skips_a_finished_cache_only_and_names_a_missing_
 
 def test_stage_5_without_a_model_says_which_stage_to_run(tmp_path):
     (tmp_path / "conf.yaml").write_text("model: {adapter: cformer}\n")
-    result = run_recipe("fsdd", "--stage", "5", "--asr-config", str(tmp_path / "conf.yaml"),
+    result = run_recipe("fsdd/asr", "--stage", "5", "--asr-config", str(tmp_path / "conf.yaml"),
                         "--exp-dir", str(tmp_path / "exp"), check=False)
     assert result.returncode == 1
     assert "align/model is not a trained model: run stages 2-4 first" in result.stdout
@@ -466,6 +466,26 @@ def test_inference_tag_and_missing_stage_inputs(stub, tmp_path):
     assert "|cformer_beam3|" in (tmp_path / "exp" / "cformer" / "RESULTS.md").read_text()
 
 
+def test_stage_4_from_a_given_model_skips_stages_2_3_and_trains_on_the_cached_features(stub, tmp_path):
+    run, calls = stub
+    start = tmp_path / "packaged"
+    start.mkdir()
+    (start / "config.json").write_text("{}")
+    out = run("--skip-install", "true", "--multimodal-train-set", "fsdd_train", "--integrate-init", str(start))
+    done = [c for c in calls() if isinstance(c, list)]
+    assert [c[1] for c in done] == ["prepare", "cache-features", "train", "decode"]
+    integrate, decode = done[2], done[3]
+    assert integrate[3:5] == ["--stage", "integrate"]
+    assert integrate[integrate.index("--init-from") + 1] == str(start)
+    features = tmp_path / "exp" / "features"
+    assert Path(integrate[integrate.index("--train-cuts") + 1]).parent.name == "fsdd_train"
+    assert Path(integrate[integrate.index("--train-cuts") + 1]).is_relative_to(features)
+    assert decode[decode.index("--model") + 1] == str(tmp_path / "exp" / "cformer" / "integrate" / "model")
+    assert "Stage 2: skipped: stage 4 starts from" in out and "Stage 3: skipped: stage 4 starts from" in out
+    results = (tmp_path / "exp" / "cformer" / "RESULTS.md").read_text()
+    assert "|4 train integrate|`" in results and "|2 train convert|" not in results
+
+
 # ---- whole recipes with the real xasr (slow) ------------------------------------------------------
 
 def fake_fsdd(root: Path) -> Path:
@@ -482,7 +502,7 @@ def test_fsdd_recipe_runs_all_stages_skips_them_again_and_decodes_alone(tiny_sou
     args = ["--fsdd-dir", str(fake_fsdd(tmp_path / "fsdd")), *common_args(tmp_path, config)]
     data, exp = tmp_path / "data", tmp_path / "exp"
 
-    first = run_recipe("fsdd", *args).stdout
+    first = run_recipe("fsdd/asr", *args).stdout
     for kind in ["recordings", "supervisions", "cuts"]:
         for split in ["train", "test"]:
             assert (data / f"fsdd_{kind}_{split}.jsonl.gz").is_file()
@@ -496,14 +516,14 @@ def test_fsdd_recipe_runs_all_stages_skips_them_again_and_decodes_alone(tiny_sou
     assert "xasr train" in results and "--init-from" in results and "xasr decode" in results
 
     before = snapshot(exp)
-    second = run_recipe("fsdd", *args).stdout
+    second = run_recipe("fsdd/asr", *args).stdout
     assert second.count("already done") == 4  # prepare, convert, align, decode
     assert "fsdd_train: already cached" in second
     assert snapshot(exp) == before
 
     shutil.rmtree(exp / "tiny" / "decode")
     (exp / "tiny" / "RESULTS.md").unlink()
-    alone = run_recipe("fsdd", *args, "--stage", "5", "--stop-stage", "6").stdout
+    alone = run_recipe("fsdd/asr", *args, "--stage", "5", "--stop-stage", "6").stdout
     assert "Stage 0" not in alone and "Stage 3" not in alone and "Stage 5" in alone
     check_outputs(exp, "tiny", ["fsdd_test"], {"fsdd_test": 3})
     after = snapshot(exp)
@@ -516,8 +536,8 @@ def test_fsdd_projector_skips_x2l_stage_and_shares_features(tiny_sources, tmp_pa
     cformer = tiny_config(tiny_sources, tmp_path / "cformer.yaml")
     projector = tiny_config(tiny_sources, tmp_path / "projector.yaml", adapter="projector")
     fsdd = str(fake_fsdd(tmp_path / "fsdd"))
-    run_recipe("fsdd", "--fsdd-dir", fsdd, *common_args(tmp_path, cformer), "--stop-stage", "1")
-    out = run_recipe("fsdd", "--fsdd-dir", fsdd, *common_args(tmp_path, projector)).stdout
+    run_recipe("fsdd/asr", "--fsdd-dir", fsdd, *common_args(tmp_path, cformer), "--stop-stage", "1")
+    out = run_recipe("fsdd/asr", "--fsdd-dir", fsdd, *common_args(tmp_path, projector)).stdout
     assert "Stage 2: skipped: the projector adapter has no X2L conversion stage" in out
     assert "fsdd_train: already cached" in out  # same encoder: the features are shared
     assert not (tmp_path / "exp" / "projector" / "convert").exists()

@@ -58,6 +58,9 @@ common=(
   --asr-config conf/masr.yaml
   --run-cmd "${_cmdline% }"
 )
+if [[ " ${forwarded_options[*]-} " == *" --help "* ]]; then
+  exec ../../../recipes/asr.sh "${common[@]}" --test-sets "${test_sets}" "${forwarded_options[@]}"
+fi
 # stage 4 starts from the packaged default-en (installed by stage 0)
 packaged() { "${python}" -c "from xasr.pretrained import packaged_model_dir; print(packaged_model_dir())" 2>/dev/null; }
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
