@@ -322,3 +322,16 @@ def test_cached_vision_features_give_the_embeddings_the_pixels_give():
         cached = Batch(ids=batch.ids, image_features=features.half(), image_frames=batch.image_frames)
         from_features = model.image_embeddings(cached)
     assert torch.allclose(from_pixels[0], from_features[0], atol=1e-2) and len(from_features[1]) == 0
+
+
+def test_a_picture_language_model_stage_reads_no_speech():
+    model = tiny_image_lm_model().train()
+    model.config.loss = LossConfig(quantity=0.0, llm=0.0, align_token=0.0, image_lm=1.0)
+    batch = with_images(tiny_batch(), (True, False))
+    batch.waveforms = batch.waveform_lengths = None  # nothing to encode: the speech is not read
+    losses = model(batch, stage=3)
+    assert set(losses) == {"image_lm", "loss"}
+    losses["loss"].backward()
+    assert all(p.grad is not None for p in model.vision_adapter.parameters())
+    none_shown = model(with_images(tiny_batch(), (False, False)), stage=3)
+    assert float(none_shown["loss"]) == 0.0 and none_shown["loss"].requires_grad

@@ -143,15 +143,25 @@ class XASRModel(nn.Module):
 
     # ---- training -----------------------------------------------------------------------------
     def forward(self, batch: Batch, stage: int = 2) -> dict[str, torch.Tensor]:
-        """Weighted losses for one batch; `loss` is their sum. Stage 1 skips the LLM forward pass."""
+        """Weighted losses for one batch; `loss` is their sum. Stage 1 skips the LLM forward pass;
+        a stage 3 with only `loss.image_lm` (the picture's language model) skips the speech."""
+        weights = self.config.loss
+        targets = self.transcript_ids(batch.texts)
+        losses: dict[str, torch.Tensor] = {}
+        if stage == 3 and weights.image_lm > 0:
+            visuals = self.image_embeddings(batch)
+            shown = [b for b, v in enumerate(visuals) if len(v) > 0]
+            if shown:  # an item shown nothing gives the image adapter nothing to learn
+                prompts = self.visual_lm_prompts([visuals[b] for b in shown])
+                losses["image_lm"] = weights.image_lm * self.llm.text_loss(prompts, [targets[b] for b in shown])
+            if not (weights.quantity or weights.llm or weights.align_token or self.ctc_head is not None):
+                losses["loss"] = sum(losses.values()) if losses else self.vision_adapter.queries.sum() * 0.0
+                return losses
         features, feature_lengths = self.encode(batch)
         if self.training:
             features = mask_frames(features, feature_lengths, self.config.masking)
-        targets = self.transcript_ids(batch.texts)
         target_lengths = torch.tensor([len(t) for t in targets], device=features.device)
         out = self.adapter(features, feature_lengths, target_lengths=target_lengths)
-        weights = self.config.loss
-        losses: dict[str, torch.Tensor] = {}
         if out.cif is not None and out.cif.quantity_loss is not None:
             losses["quantity"] = weights.quantity * out.cif.quantity_loss
         if stage == 1:
@@ -163,12 +173,6 @@ class XASRModel(nn.Module):
             speech = [e[:n] for e, n in zip(out.embeddings, out.lengths.tolist())]
             if weights.llm > 0:
                 losses["llm"] = weights.llm * self.llm.transcript_loss(self._modalities(speech, batch), targets)
-            if stage == 3 and weights.image_lm > 0:
-                visuals = self.image_embeddings(batch)
-                shown = [b for b, v in enumerate(visuals) if len(v) > 0]
-                if shown:  # an item shown nothing gives the image adapter nothing to learn
-                    prompts = self.visual_lm_prompts([visuals[b] for b in shown])
-                    losses["image_lm"] = weights.image_lm * self.llm.text_loss(prompts, [targets[b] for b in shown])
             if weights.align_token > 0 and out.cif is not None:  # keep the stage-1 token head alive
                 token_loss, accuracy = self._token_loss(out.embeddings, out.lengths, targets)
                 losses["token"] = weights.align_token * token_loss
