@@ -316,6 +316,9 @@ def train_command(
         None, help="Model directory to start from (e.g. stage 1's model); the config's training settings apply."),
     feature_cache: Optional[Path] = typer.Option(
         None, help="Cache the frozen encoder's outputs here once and train on them."),
+    vision_feature_cache: Optional[Path] = typer.Option(
+        None, help="Stage 3: keep the frozen vision encoder's features of each picture and clip here "
+                   "[default: EXP_DIR/vision_features]."),
     override: List[str] = typer.Option([], "--set", help="Config override section.key=value, repeatable."),
 ) -> None:
     """Train one stage; re-running resumes from the stage's checkpoint. Multi-GPU: torchrun ... xasr train."""
@@ -348,7 +351,8 @@ def train_command(
             _fail("--feature-cache caches a frozen encoder's outputs, but this model trains its encoder; drop it")
         for name in list(cuts):
             cuts[name] = cache_encoder_features(model.encoder, cuts[name], feature_cache / name)
-    model_dir = train(model, cuts["train"], exp_dir, train_config, valid_cuts=cuts.get("valid"))
+    model_dir = train(model, cuts["train"], exp_dir, train_config, valid_cuts=cuts.get("valid"),
+                      vision_feature_dir=vision_feature_cache)
     typer.echo(f"model saved to {model_dir}")
 
 

@@ -138,10 +138,11 @@ def _after_step(step: int) -> None:
 
 
 def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: TrainConfig,
-          valid_cuts: Optional[CutSet] = None) -> Path:
+          valid_cuts: Optional[CutSet] = None, vision_feature_dir: Optional[Path | str] = None) -> Path:
     """Train one stage in `exp_dir`, resuming from its checkpoint if there is one.
 
-    Returns the saved model directory `exp_dir/model`.
+    Stage 3 keeps the frozen vision features in `vision_feature_dir` (default `exp_dir/vision_features`)
+    unless `config.cache_vision_features` is off. Returns the saved model directory `exp_dir/model`.
     """
     exp_dir = Path(exp_dir)
     context = DistributedContext()
@@ -157,7 +158,9 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
         log.warning("sync_buckets: false without drop_last: true ends each epoch at a random point once "
                     "no duration bucket holds a full batch (lhotse's unsynced bucket choice)")
     sampler = _sampler(train_cuts, config, context.rank, context.world_size)
-    vision_features = exp_dir / "vision_features" if config.cache_vision_features and config.stage == 3 else None
+    vision_features = None
+    if config.cache_vision_features and config.stage == 3:
+        vision_features = Path(vision_feature_dir) if vision_feature_dir is not None else exp_dir / "vision_features"
     dataset = SpeechTextDataset(pictures=picture_reader(model, vision_features))
     loader = torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=0)
     total_steps = config.max_steps or _count_total_steps(train_cuts, config, context.world_size)

@@ -69,14 +69,33 @@ if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
 fi
 default_en=$(packaged)
 [ -n "${default_en}" ] || { echo "run.sh: xasr's packaged default-en is not installed: run stage 0" >&2; exit 1; }
-if [ "${stop_stage}" -ge 1 ]; then
-  ../../../recipes/asr.sh "${common[@]}" --stage "$((stage > 1 ? stage : 1))" --stop-stage "${stop_stage}" \
-    --test-sets "${test_sets}" --integrate-init "${default_en}" "${forwarded_options[@]}"
+exp=exp/masr
+vision_cache=(--train-opts "--vision-feature-cache exp/features/vision")  # one DINOv2 pass per picture, both passes
+if [ "${stop_stage}" -ge 1 ] && [ "${stage}" -le 4 ]; then
+  ../../../recipes/asr.sh "${common[@]}" --stage "$((stage > 1 ? stage : 1))" --stop-stage "$((stop_stage < 4 ? stop_stage : 4))" \
+    --test-sets "${test_sets}" --integrate-init "${default_en}" "${vision_cache[@]}" "${forwarded_options[@]}"
+fi
+# stage 4, second pass: the Q-Former alone on the (picture or clip, caption) pairs (conf/masr_picture.yaml)
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+  if [ -f "${exp}/picture/.done" ]; then
+    echo "$(date '+%F %T') (run.sh) already done (${exp}/picture/.done), skipping"
+  else
+    start=${SECONDS}
+    (. ./path.sh; xasr train conf/masr_picture.yaml --stage integrate --train-cuts data/masrpicture_cuts_train.jsonl.gz \
+      --exp-dir "${exp}/picture" --init-from "${exp}/integrate/model" --vision-feature-cache exp/features/vision) \
+      2>&1 | tee -a "${exp}/log/train.picture.log"
+    printf 'command: xasr train conf/masr_picture.yaml ...\nseconds: %s\n' "$((SECONDS - start))" > "${exp}/picture/.done"
+  fi
+fi
+if [ "${stop_stage}" -ge 5 ]; then
+  ../../../recipes/asr.sh "${common[@]}" --stage "$((stage > 5 ? stage : 5))" --stop-stage "${stop_stage}" \
+    --test-sets "${test_sets}" --integrate-init "${default_en}" --decode-model "${exp}/picture/model" \
+    "${forwarded_options[@]}"
 fi
 # speech only, before stage 3: default-en itself on the same speech (its own search, no picture)
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 5 ]; then
   ../../../recipes/asr.sh "${common[@]}" --stage 5 --stop-stage 6 --test-sets "${speech_only_sets}" \
     --integrate-init "${default_en}" --decode-model "${default_en}" --inference-tag default_en \
-    --results-md exp/masr/RESULTS_default_en.md "${forwarded_options[@]}"
-  "${python}" local/conditions_table.py exp/masr --output exp/masr/conditions.md
+    --results-md "${exp}/RESULTS_default_en.md" "${forwarded_options[@]}"
+  "${python}" local/conditions_table.py "${exp}" --output "${exp}/conditions.md"
 fi

@@ -4,7 +4,8 @@
 training (DATA_DIR/masr_cuts_train.jsonl.gz, set masr_train): every synthetic caption with its stamp's picture or, for a
   seeded half, its clip (CLIPS_DIR); one degraded copy of each (noise at 10, 5 or 0 dB, or a
   noise burst over ~35% of the speech, or both), also shown the stamp; the general sentences
-  speech-only (no picture), so speech-only accuracy is trained too.
+  speech-only (no picture), so speech-only accuracy is trained too. DATA_DIR/masrpicture_cuts_train.jsonl.gz:
+  the (clean) captions with their pictures or clips alone, for the Q-Former's picture-caption pass.
 test (DATA_DIR/tux<condition>_cuts_<visual>.jsonl.gz, sets tux<condition>_<visual>): the 65 real
   recordings in each condition (clean, snr10, snr5, snr0, masked) x what they are shown: none,
   image (their own stamp), wrong (a different stamp's picture, drawn per recording, the same in
@@ -70,6 +71,7 @@ def main() -> None:
     general = CutSet.from_file(data / "general" / "tts_cuts_train.jsonl.gz")
     train = shown + CutSet.from_cuts(degraded) + general
     train.to_file(data / "masr_cuts_train.jsonl.gz")
+    shown.to_file(data / "masrpicture_cuts_train.jsonl.gz")  # the Q-Former's picture-caption pass
     print(f"train: {len(shown)} captions + {len(degraded)} degraded copies + {len(general)} speech-only")
 
     # test
