@@ -339,7 +339,7 @@ def plot_training_curves(log_file: Path, png: Path) -> Optional[Path]:
         return None
     records = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
     keys = sorted({k for r in records for k in r if (k == "loss" or k.startswith("valid_") or k in
-                   ("quantity", "token", "llm", "ctc")) and "accuracy" not in k})
+                   ("quantity", "token", "llm", "ctc", "image_lm")) and "accuracy" not in k})
     accuracy_keys = sorted({k for r in records for k in r if k.endswith("token_accuracy")})
     rows = 3 if accuracy_keys else 2
     fig, axes = plt.subplots(rows, 1, figsize=(8, 2 + 2 * rows), sharex=True, height_ratios=[3, 1, 2][:rows])

@@ -5,7 +5,7 @@ training (DATA_DIR/masr_cuts_train.jsonl.gz, set masr_train): every synthetic ca
   seeded half, its clip (CLIPS_DIR); one degraded copy of each (noise at 10, 5 or 0 dB, or a
   noise burst over ~35% of the speech, or both), also shown the stamp; the general sentences
   speech-only (no picture), so speech-only accuracy is trained too. DATA_DIR/masrpicture_cuts_train.jsonl.gz:
-  the (clean) captions with their pictures or clips alone, for the Q-Former's picture-caption pass.
+  each stamp's caption once with its picture and once with its clip, for the Q-Former's picture-caption pass.
 test (DATA_DIR/tux<condition>_cuts_<visual>.jsonl.gz, sets tux<condition>_<visual>): the 65 real
   recordings in each condition (clean, snr10, snr5, snr0, masked) x what they are shown: none,
   image (their own stamp), wrong (a different stamp's picture, drawn per recording, the same in
@@ -13,6 +13,7 @@ test (DATA_DIR/tux<condition>_cuts_<visual>.jsonl.gz, sets tux<condition>_<visua
 """
 
 import argparse
+import copy
 import random
 from pathlib import Path
 
@@ -71,7 +72,18 @@ def main() -> None:
     general = CutSet.from_file(data / "general" / "tts_cuts_train.jsonl.gz")
     train = shown + CutSet.from_cuts(degraded) + general
     train.to_file(data / "masr_cuts_train.jsonl.gz")
-    shown.to_file(data / "masrpicture_cuts_train.jsonl.gz")  # the Q-Former's picture-caption pass
+    # the Q-Former's picture-caption pass: each stamp once with its picture and once with its clip
+    # (the audio is not read there; one synthetic cut of the caption carries the text)
+    pairs, seen = [], set()
+    for cut in captions:
+        if stamp_of(cut) in seen:
+            continue
+        seen.add(stamp_of(cut))
+        for field, path, suffix in ((IMAGE_FIELD, stamps[stamp_of(cut)].image, "_img"),
+                                    (VIDEO_FIELD, clip_of[stamp_of(cut)], "_vid")):
+            pair = show(copy.deepcopy(cut), field, path).with_id(cut.id + suffix)
+            pairs.append(pair)
+    CutSet.from_cuts(pairs).to_file(data / "masrpicture_cuts_train.jsonl.gz")
     print(f"train: {len(shown)} captions + {len(degraded)} degraded copies + {len(general)} speech-only")
 
     # test
