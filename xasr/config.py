@@ -106,8 +106,12 @@ class QFormerConfig:
     dropout: float = 0.1
     max_frames: int = 16  # video: frame-index embeddings
     num_frames: int = 4  # video: frames sampled from each clip, evenly spread
+    # each output embedding scaled to the LLM's mean token-embedding norm (times a learned gain): a fresh
+    # projection's outputs are many times longer than the token embeddings the LLM reads beside them
+    match_token_norm: bool = False
     llm_hidden_size: int = 576  # set from the LLM
     llm_embedding_scale: float = 1.0  # set from the LLM
+    llm_token_norm: float = 1.0  # set from the LLM: its input embeddings' mean L2 norm
 
     def __post_init__(self):
         if not 1 <= self.num_frames <= self.max_frames:

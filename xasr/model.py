@@ -67,9 +67,10 @@ class XASRModel(nn.Module):
         self.vision_encoder = self.vision_adapter = None
         if config.vision is not None:
             self.vision_encoder = vision_encoder or VisionEncoder.from_config(config.vision)
+            token_norm = float(llm.model.get_input_embeddings().weight.detach().float().norm(dim=-1).mean())
             self.vision_adapter = QFormer(dataclasses.replace(
                 config.qformer, input_dim=self.vision_encoder.output_dim, llm_hidden_size=llm.hidden_size,
-                llm_embedding_scale=llm.embedding_scale))
+                llm_embedding_scale=llm.embedding_scale, llm_token_norm=token_norm))
         self.generation_stats: dict = {}  # LLM forward passes and tokens the LLM wrote, for benchmarks
         vocab_size = llm.output_embeddings.weight.shape[0]
         # CTC over LLM tokens from the encoder frames; the extra last class is the blank

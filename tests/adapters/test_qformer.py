@@ -60,3 +60,12 @@ def test_queries_and_layers_learn_from_the_output():
     qformer(torch.randn(2, 7, 12)).embeddings.square().sum().backward()
     silent = [name for name, p in qformer.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not silent
+
+
+def test_outputs_can_match_the_llms_token_norm():
+    qformer = tiny_qformer(match_token_norm=True, llm_token_norm=2.5)
+    out = qformer(torch.randn(2, 6, 12)).embeddings
+    assert torch.allclose(out.norm(dim=-1), torch.full((2, 4), 2.5), atol=1e-4)
+    with torch.no_grad():
+        qformer.output_gain.fill_(2.0)  # learned: the LLM may want them longer
+    assert torch.allclose(qformer(torch.randn(1, 6, 12)).embeddings.norm(dim=-1), torch.full((1, 4), 5.0), atol=1e-4)

@@ -37,6 +37,8 @@ class QFormer(nn.Module):
             for _ in range(config.n_layers)])
         self.norm = nn.LayerNorm(config.d_model)
         self.output_proj = nn.Linear(config.d_model, config.llm_hidden_size)
+        if config.match_token_norm:
+            self.output_gain = nn.Parameter(torch.ones(()))
 
     def forward(self, features: Tensor, frame_mask: Optional[Tensor] = None) -> AdapterOutput:
         """`features`: [B, N, D] or [B, T, N, D]; `frame_mask` [B, T]: True for real frames (clips)."""
@@ -58,6 +60,10 @@ class QFormer(nn.Module):
         query_mask = torch.ones(batch, x.shape[1], dtype=torch.bool, device=x.device)
         for block in self.blocks:
             x = block(x, query_mask, context, context_mask)
-        embeddings = self.output_proj(self.norm(x)) * self.config.llm_embedding_scale
+        embeddings = self.output_proj(self.norm(x))
+        if self.config.match_token_norm:
+            embeddings = embeddings / embeddings.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+            embeddings = embeddings * (self.output_gain * self.config.llm_token_norm)
+        embeddings = embeddings * self.config.llm_embedding_scale
         lengths = torch.where(frame_mask.any(dim=1), x.shape[1], 0)
         return AdapterOutput(embeddings * (lengths > 0)[:, None, None], lengths)

@@ -34,13 +34,16 @@ def main() -> None:
     parser.add_argument("--lm-weights", default="0.3,0.6,1.0")
     parser.add_argument("--lm-top-ks", default="0,8")
     parser.add_argument("--token-bonus", type=float, default=2.0)
+    parser.add_argument("--conditions", default="clean,snr5,masked")
     args = parser.parse_args()
     stamps = {s.id: s for s in read_stamps()}
     ids = sorted(stamps)
     cuts = CutSet.from_file(args.dev_cuts).to_eager().subset(first=args.num_utts)
     model = load_model(args.model)
     sets = {}
-    for name, snr, mask in (("clean", None, 0.0), ("snr5", 5.0, 0.0), ("masked", None, 0.35)):
+    conditions = {"clean": (None, 0.0), "snr5": (5.0, 0.0), "masked": (None, 0.35)}
+    for name in args.conditions.split(","):
+        snr, mask = conditions[name]
         degraded = degrade_cuts(cuts, args.work_dir / name, snr, mask, seed=7)
         for visual in ("none", "image", "wrong"):
             items, refs = [], {}
