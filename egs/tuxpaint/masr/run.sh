@@ -7,7 +7,9 @@
 #             conditions (clean, 10, 5, 0 dB, masked) x five visual contexts (none, own picture, wrong
 #             picture, own clip, wrong clip); real_en_dev speech-only, before and after stage 3
 # Model: the packaged default-en (Whisper tiny.en encoder, C-Former, frozen SmolLM2-135M) plus the
-# frozen DINOv2-S/14 (packaged ONNX) and a Q-Former; stage 4 (X-LLM stage 3) starts from default-en.
+# frozen DINOv2-S/14 (packaged ONNX) and a Q-Former; stage 4 (X-LLM stage 3) starts from default-en:
+# the joint pass (conf/masr.yaml: Q-Former + C-Former), then the Q-Former's picture pass
+# (conf/masr_picture.yaml). Results and what they show: RESULTS.md.
 #
 #   ./run.sh                      # everything (stage 0 installs Debian packages: root or sudo)
 #   ./run.sh --stage 5            # decode and score again
@@ -23,6 +25,7 @@ num_general=2000                        # synthetic speech-only utterances of ge
 tts_engines="piper espeak flite festival rhvoice pico mbrola"
 nj=2                                    # parallel synthesis processes
 real_en_dev_dir=../../../../shared/data/real_en_dev   # speech-only real English check (skipped where absent)
+picture_decode_opts=""                  # extra xasr decode options for the image model (e.g. "--set lm_weight=0.3")
 stage=0
 stop_stage=100
 
@@ -90,7 +93,7 @@ fi
 if [ "${stop_stage}" -ge 5 ]; then
   ../../../recipes/asr.sh "${common[@]}" --stage "$((stage > 5 ? stage : 5))" --stop-stage "${stop_stage}" \
     --test-sets "${test_sets}" --integrate-init "${default_en}" --decode-model "${exp}/picture/model" \
-    "${forwarded_options[@]}"
+    --decode-opts "${picture_decode_opts}" "${forwarded_options[@]}"
 fi
 # speech only, before stage 3: default-en itself on the same speech (its own search, no picture)
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 5 ]; then

@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     data = args.data_dir
     stamps = {s.id: s for s in read_stamps()}
-    clip_of = {s: args.clips_dir / s for s in stamps}
+    clip_of = {s: (args.clips_dir / s).resolve() for s in stamps}
 
     def stamp_of(cut):
         supervision = cut.supervisions[0]
