@@ -446,7 +446,11 @@ def test_a_picture_reaches_the_llm(image_model_dir, tmp_path):
     from PIL import Image
 
     Image.new("RGB", (40, 30), (0, 90, 200)).save(tmp_path / "blue.png")
-    images, frames = PictureReader(model.vision_encoder.preprocess_one)([str(tmp_path / "blue.png"), None])
+    from xasr.data.batch import Batch, Visual
+
+    shown = PictureReader(model.vision_encoder.preprocess_one).fill(
+        Batch(ids=["a", "b"]), [Visual("image", str(tmp_path / "blue.png")), None])
+    images, frames = shown.images, shown.image_frames
     assert images.shape == (2, 1, 3, 28, 28) and frames[:, 0].tolist() == [True, False]
     seen = []
     original = model.llm.build_inputs

@@ -136,15 +136,15 @@ def _fusion(model: XASRModel, embeddings: torch.Tensor, lengths: list[int], spea
             shown = [v[:0] for v in vectors]
         embeds, mask, _ = pad_embeddings(model.visual_lm_prompts(shown, options.fusion_prompt), None, "left")
         cache, end = None, None
-    logits = [model.token_head(v) for v in vectors]
-    heads = [head_top_k(x, options.fusion_top_k) for x in logits]
+    heads, normalisers = [], []  # [N, V] logits are held for one item at a time
+    for v in vectors:
+        logits = model.token_head(v)
+        heads.append(head_top_k(logits, options.fusion_top_k))
+        normalisers.append(logits.logsumexp(-1))
     head_score = None
     if options.fusion_lm_top_k > 0:
-        normalisers = [x.logsumexp(-1) for x in logits]
-
         def head_score(row: int, step: int, ids: list[int]) -> list[float]:
             return (model.token_head_logits(vectors[row][step], ids) - normalisers[row][step]).tolist()
-    del logits
     decoded = fusion_generate(model.llm.model, embeds, mask, heads, end, options.lm_weight,
                               options.token_bonus, num_beams, cache=cache, stats=model.generation_stats,
                               lm_top_k=options.fusion_lm_top_k, head_score=head_score)

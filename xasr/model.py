@@ -67,7 +67,8 @@ class XASRModel(nn.Module):
         self.vision_encoder = self.vision_adapter = None
         if config.vision is not None:
             self.vision_encoder = vision_encoder or VisionEncoder.from_config(config.vision)
-            token_norm = float(llm.model.get_input_embeddings().weight.detach().float().norm(dim=-1).mean())
+            token_norm = (float(llm.model.get_input_embeddings().weight.detach().float().norm(dim=-1).mean())
+                          if config.qformer.match_token_norm else 1.0)
             self.vision_adapter = QFormer(dataclasses.replace(
                 config.qformer, input_dim=self.vision_encoder.output_dim, llm_hidden_size=llm.hidden_size,
                 llm_embedding_scale=llm.embedding_scale, llm_token_norm=token_norm))

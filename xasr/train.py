@@ -72,13 +72,8 @@ def picture_reader(model: XASRModel, feature_dir: Optional[Path] = None) -> Opti
         return None
     encode, cache = None, None
     if feature_dir is not None:
-        vision = model.vision_encoder
-
-        def encode(pixels: torch.Tensor) -> torch.Tensor:
-            return vision(pixels.to(vision.mean.device)).cpu()
-
         source = model.config.vision.source or json.dumps(model.config.vision.hf_config)
-        cache = VisionFeatureCache(feature_dir, tag=source)
+        encode, cache = model.vision_encoder, VisionFeatureCache(feature_dir, tag=source)
     return PictureReader(model.vision_encoder.preprocess_one, num_frames=model.config.qformer.num_frames,
                          encode=encode, feature_cache=cache)
 

@@ -73,10 +73,6 @@ class PictureReader:
         self.failures: dict[str, str] = {}
         self._cache: Optional[dict[Visual, torch.Tensor]] = {} if cache else None
 
-    def __call__(self, paths: list[Optional[str]]) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """(images [B, 1, 3, S, S], image_frames [B, 1]) for the items' picture paths (None: no picture)."""
-        return stack_images([self._pixels(Visual("image", path)) if path else None for path in paths])
-
     def fill(self, batch: Batch, visuals: list[Optional[Visual]]) -> Batch:
         """Set the batch's `visuals` and `images` (or `image_features`) and `image_frames`."""
         if self.encode is None:
@@ -93,15 +89,12 @@ class PictureReader:
 
     def _features(self, visual: Visual) -> Optional[torch.Tensor]:
         key = self._key(visual)
-        features = self.feature_cache.get(key)
-        if features is None and visual.path not in self.failures:
+        if self.feature_cache.get(key) is None:
             pixels = self._pixels(visual)
             if pixels is None:
                 return None
-            features = self.encode(pixels)
-            self.feature_cache.put(key, features)
-            features = self.feature_cache.get(key)  # float16, as a later epoch reads it
-        return None if visual.path in self.failures else features
+            self.feature_cache.put(key, self.encode(pixels))
+        return self.feature_cache.get(key)  # float16, in every epoch alike
 
     def _pixels(self, visual: Visual) -> Optional[torch.Tensor]:
         """[T, 3, S, S] (T = 1 for a picture), or None if it cannot be read."""

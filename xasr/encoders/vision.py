@@ -75,10 +75,6 @@ class VisionEncoder(nn.Module):
             outputs = self.model(pixel_values=pixels.to(self.mean.device), output_hidden_states=self.layer is not None)
         return outputs.last_hidden_state if self.layer is None else outputs.hidden_states[self.layer]
 
-    def preprocess_clip(self, path: str | Path, num_frames: int) -> Tensor:
-        """[T, 3, S, S] normalised pixels of a clip's frames (`load_frames`)."""
-        return torch.stack([self.preprocess_one(frame) for frame in load_frames(path, num_frames)])
-
     def preprocess_one(self, image: Image) -> Tensor:
         """[3, S, S] normalised pixels of one image; ValueError naming it if it cannot be read."""
         array = load_image(image)
