@@ -276,3 +276,65 @@ def test_fusion_takes_the_llms_own_word_where_the_head_names_nothing_useful():
                             lm_top_k=3, head_score=head_score)
     assert fused[0][0] == [best]
     assert abs(fused[0][1][0] - float(head[0, best].exp())) < 1e-6  # the head's probability of what was said
+
+
+@torch.no_grad()
+def _exhaustive_best_with_insertions(model, prompt, head, lm_weight, bonus, top_k, insert_top_k, penalty):
+    """The best transcript when a hypothesis may also insert one of the LLM's top tokens without
+    reading a vector (never twice in a row), each action sequence scored from scratch."""
+    embed = model.get_input_embeddings()
+
+    def lm(ids):
+        tokens = embed(torch.tensor(ids, dtype=torch.long))
+        logits = model(inputs_embeds=torch.cat([prompt, tokens])[None]).logits[0, -1].float()
+        return logits.log_softmax(-1).clamp_min(-100.0)
+
+    best = [-float("inf"), None]
+
+    def walk(i, ids, score, inserted):
+        if i == len(head):
+            if score > best[0] + 1e-4:
+                best[0], best[1] = score, list(ids)
+            return
+        scores = lm(ids)
+        choices = head[i].topk(top_k).indices.tolist()
+        if ids and ids[-1] in choices:  # the same token fired twice
+            walk(i + 1, ids, score + float(head[i][ids[-1]]), False)
+        for token in choices:
+            walk(i + 1, ids + [token], score + float(head[i][token]) + lm_weight * float(scores[token]) + bonus, False)
+        if not inserted:
+            for token in scores.topk(insert_top_k).indices.tolist():
+                walk(i, ids + [token], score + lm_weight * float(scores[token]) + bonus - penalty, True)
+
+    walk(0, [], 0.0, False)
+    return best[1]
+
+
+# a tiny random LLM's best tokens score about -5: these penalties make insertions win in some places
+@pytest.mark.parametrize("seed,penalty", [(0, -6.0), (1, -5.0), (3, -6.0)])
+def test_fusion_with_insertions_finds_the_best_scored_transcript(seed, penalty):
+    # every hypothesis kept, hypotheses reading different vectors side by side: the search must find
+    # what scoring every action sequence from scratch finds
+    tokenizer, model, embeds, mask, heads = _fusion_inputs(seed, counts=(2, 3), vocab=3)
+    out = fusion_generate(model, embeds, mask, [head_top_k(h, 2) for h in heads], None, lm_weight=1.0,
+                          token_bonus=0.5, num_beams=10 ** 4, insert_top_k=2, insert_penalty=penalty)
+    for b, (ids, probs) in enumerate(out):
+        prompt = embeds[b][mask[b].bool()]
+        assert ids == _exhaustive_best_with_insertions(model, prompt, heads[b], 1.0, 0.5, 2, 2, penalty)
+        assert len(probs) == len(ids) and all(0 < p <= 1 for p in probs)
+    plain = fusion_generate(model, embeds, mask, [head_top_k(h, 2) for h in heads], None, lm_weight=1.0,
+                            token_bonus=0.5, num_beams=10 ** 4)
+    assert out != plain  # the insertions mattered
+
+
+def test_fusion_insertions_follow_their_penalty():
+    tokenizer, model, embeds, mask, heads = _fusion_inputs(1)
+    candidates = [head_top_k(h, 4) for h in heads]
+    plain = fusion_generate(model, embeds, mask, candidates, None, lm_weight=0.3, token_bonus=2.0, num_beams=3)
+    costly = fusion_generate(model, embeds, mask, candidates, None, lm_weight=0.3, token_bonus=2.0, num_beams=3,
+                             insert_top_k=4, insert_penalty=1e4)
+    assert costly == plain
+    # rewarded instead of penalised: an insertion before every vector, never two in a row
+    free = fusion_generate(model, embeds, mask, candidates, None, lm_weight=0.3, token_bonus=2.0, num_beams=3,
+                           insert_top_k=4, insert_penalty=-1e3)
+    assert [len(ids) for ids, _ in free] == [2 * len(h) for h in heads]

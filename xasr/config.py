@@ -205,6 +205,11 @@ class GenerationOptions:
     fusion_top_k: int = 8
     fusion_beams: int = 4  # hypotheses kept when the caller names no beam size
     fusion_lm_top_k: int = 0  # > 0: the LLM's own top tokens are candidates too (a picture can supply a word)
+    # > 0: a hypothesis may also write one of the LLM's top `fusion_insert_top_k` tokens without reading a
+    # vector (a token the CIF did not fire for), scored lm_weight x LLM + token_bonus - fusion_insert_penalty;
+    # never twice in a row
+    fusion_insert_top_k: int = 0
+    fusion_insert_penalty: float = 5.0
     fusion_context: str = "text"
     fusion_prompt: str = "<|endoftext|>"  # SmolLM2's (and GPT-2's) document separator
 

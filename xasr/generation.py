@@ -147,7 +147,8 @@ def _fusion(model: XASRModel, embeddings: torch.Tensor, lengths: list[int], spea
             return (model.token_head_logits(vectors[row][step], ids) - normalisers[row][step]).tolist()
     decoded = fusion_generate(model.llm.model, embeds, mask, heads, end, options.lm_weight,
                               options.token_bonus, num_beams, cache=cache, stats=model.generation_stats,
-                              lm_top_k=options.fusion_lm_top_k, head_score=head_score)
+                              lm_top_k=options.fusion_lm_top_k, head_score=head_score,
+                              insert_top_k=options.fusion_insert_top_k, insert_penalty=options.fusion_insert_penalty)
     for b, (ids, probs) in zip(speaking, decoded):
         results[b].update(token_ids=ids, token_probs=probs, text=template.decode(ids))
         model.generation_stats["tokens"] = model.generation_stats.get("tokens", 0) + len(ids)
@@ -378,23 +379,28 @@ def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
                     lm_weight: float, token_bonus: float = 0.0, num_beams: int = 1, cache=None,
                     stats: Optional[dict] = None, lm_top_k: int = 0,
                     head_score: Optional[Callable[[int, int, list[int]], list[float]]] = None,
+                    insert_top_k: int = 0, insert_penalty: float = 5.0,
                     ) -> list[tuple[list[int], list[float]]]:
     """The CIF token head's choices rescored by the LLM as a language model (shallow fusion).
 
-    The search takes one step per fired vector: item b's i-th step either writes one of the head's
-    candidate tokens for vector i, scored `head + lm_weight * LLM + token_bonus` (log-probabilities;
-    the LLM's given the prompt and the tokens written so far), or, where the head names the token
-    just written, takes the vector as that token fired twice and writes nothing (scored by the head
-    alone; with `lm_weight` and `token_bonus` 0 this is the `cif` search with collapsed repeats).
-    Given `eos_token_id`, a finished hypothesis adds `lm_weight` times the LLM's score for it.
+    Each hypothesis reads the fired vectors in order. At vector i it either writes one of the head's
+    candidate tokens for it, scored `head + lm_weight * LLM + token_bonus` (log-probabilities; the
+    LLM's given the prompt and the tokens written so far), or, where the head names the token just
+    written, takes the vector as that token fired twice and writes nothing (scored by the head alone;
+    with `lm_weight` and `token_bonus` 0 this is the `cif` search with collapsed repeats).
+    With `insert_top_k` > 0 it may also write one of the LLM's top `insert_top_k` tokens without
+    reading a vector (a token the CIF did not fire for), scored `lm_weight * LLM + token_bonus -
+    insert_penalty`, never twice in a row. Given `eos_token_id`, a finished hypothesis adds
+    `lm_weight` times the LLM's score for it.
     `num_beams` hypotheses per item; items and beams share one batched LLM pass per step, a
-    hypothesis that wrote nothing feeding a masked-out token. `inputs_embeds` (left-padded) is each
-    item's prompt and `head_candidates[b]` its head's top-k (log-probabilities [N_b, k], token ids
-    [N_b, k]; see `head_top_k`). With `lm_top_k` > 0 each hypothesis may also write one of the LLM's
-    own `lm_top_k` next tokens, scored alike with the head's log-probability `head_score(item, step,
-    ids)`: where the speech is masked or noisy and the head names nothing useful, a strong context
-    (a picture) can still supply the word. Returns each item's tokens and the head's probability of
-    each (the highest over a merged run).
+    hypothesis that wrote nothing (or has read all its vectors) feeding a masked-out token.
+    `inputs_embeds` (left-padded) is each item's prompt and `head_candidates[b]` its head's top-k
+    (log-probabilities [N_b, k], token ids [N_b, k]; see `head_top_k`). With `lm_top_k` > 0 each
+    hypothesis may also write one of the LLM's own `lm_top_k` next tokens for the vector, scored
+    alike with the head's log-probability `head_score(item, vector, ids)`: where the speech is masked
+    or noisy and the head names nothing useful, a strong context (a picture) can still supply the
+    word. Returns each item's tokens and the head's probability of each (the highest over a merged
+    run; an inserted token has the LLM's).
     """
     device = inputs_embeds.device
     batch = inputs_embeds.shape[0]
@@ -410,62 +416,66 @@ def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
     # [rows, V]: each row's next-token scores (floored: a bf16 -inf times a weight of 0 would be NaN)
     lm = out.logits[:, -1].float().log_softmax(-1).clamp_min(LM_FLOOR)
     next_position = positions[:, -1] + 1
-    # one row per hypothesis; items with no fired vector write nothing
+    # one row per hypothesis: its item, tokens, their probabilities, score, the next vector it reads,
+    # and whether its last token was inserted; items with no fired vector write nothing
     row_item = list(range(batch))
     row_tokens: list[list[int]] = [[] for _ in range(batch)]
     row_probs: list[list[float]] = [[] for _ in range(batch)]
     row_score = [0.0] * batch
-    step = 0
+    row_vector = [0] * batch
+    row_inserted = [False] * batch
     done = {b for b in range(batch) if counts[b] == 0}
     while True:
         writing = sorted({item for item in row_item if item not in done})  # finished items' rows are dropped
         if not writing:
             break
-        parents, actions, scores = [], [], []  # per new row: parent row, token or None (merge), score
-        action_heads = []  # ... and the head's log-probability of the token said
+        # per candidate: (score, parent row, token or None (nothing written), head log-prob of it or None
+        # (inserted), vectors read)
+        chosen = []
         for b in writing:
-            rows = [r for r, item in enumerate(row_item) if item == b]
-            top_ids, top_scores = head_ids[b][step], head_scores[b][step]
             candidates = []
-            emit_lm = lm[rows][:, head_candidates[b][1][step]].tolist()
-            for k, r in enumerate(rows):
+            for r in (r for r, item in enumerate(row_item) if item == b):
+                i = row_vector[r]
+                if i == counts[b]:  # all vectors read: kept as it is
+                    candidates.append((row_score[r], r, None, None, 0))
+                    continue
+                top_ids, top_scores = head_ids[b][i], head_scores[b][i]
                 last = row_tokens[r][-1] if row_tokens[r] else None
                 if last is not None and last in top_ids:  # the same token fired twice: write nothing
                     head = top_scores[top_ids.index(last)]
-                    candidates.append((row_score[r] + head, r, None, head))
-                for j, token in enumerate(top_ids):
-                    fused = top_scores[j] + lm_weight * emit_lm[k][j] + token_bonus
-                    candidates.append((row_score[r] + fused, r, token, top_scores[j]))
+                    candidates.append((row_score[r] + head, r, None, head, 1))
+                emit_lm = lm[r, top_ids].tolist()
+                for token, head, said in zip(top_ids, top_scores, emit_lm):
+                    candidates.append((row_score[r] + head + lm_weight * said + token_bonus, r, token, head, 1))
                 if lm_top_k > 0:
                     own = [t for t in lm[r].topk(lm_top_k).indices.tolist() if t not in top_ids]
                     if own:
-                        own_lm = lm[r, own].tolist()
-                        for token, head, said in zip(own, head_score(b, step, own), own_lm):
-                            candidates.append((row_score[r] + head + lm_weight * said + token_bonus, r, token, head))
+                        for token, head, said in zip(own, head_score(b, i, own), lm[r, own].tolist()):
+                            candidates.append((row_score[r] + head + lm_weight * said + token_bonus, r, token, head, 1))
+                if insert_top_k > 0 and not row_inserted[r]:
+                    best = lm[r].topk(insert_top_k)
+                    for token, said in zip(best.indices.tolist(), best.values.tolist()):
+                        candidates.append((row_score[r] + lm_weight * said + token_bonus - insert_penalty,
+                                           r, token, None, 0))
             # a stable sort keeps a merge ahead of the write it ties with (the cif search's collapse)
             candidates.sort(key=lambda c: -c[0])
-            for score, r, token, head in candidates[:num_beams]:
-                parents.append(r)
-                actions.append(token)
-                scores.append(score)
-                action_heads.append(head)
+            chosen.extend(candidates[:num_beams])
+        parents = [c[1] for c in chosen]
         index = torch.tensor(parents, device=device)
         cache.reorder_cache(index)
         mask, next_position, lm = mask[index], next_position[index], lm[index]
-        new_item = [row_item[r] for r in parents]
         new_tokens, new_probs = [], []
-        for r, token, head in zip(parents, actions, action_heads):
-            probability = math.exp(head)
+        for k, (_, r, token, head, _) in enumerate(chosen):
             tokens, probs = list(row_tokens[r]), list(row_probs[r])
-            if token is None:
-                probs[-1] = max(probs[-1], probability)
-            else:
+            if token is not None:
                 tokens.append(token)
-                probs.append(probability)
+                probs.append(math.exp(head if head is not None else float(lm[k, token])))
+            elif head is not None:  # a merge
+                probs[-1] = max(probs[-1], math.exp(head))
             new_tokens.append(tokens)
             new_probs.append(probs)
-        writes = [token is not None for token in actions]
-        step_ids = torch.tensor([token if token is not None else 0 for token in actions], device=device)[:, None]
+        writes = [c[2] is not None for c in chosen]
+        step_ids = torch.tensor([c[2] if c[2] is not None else 0 for c in chosen], device=device)[:, None]
         step_mask = torch.tensor(writes, dtype=mask.dtype, device=device)[:, None]
         mask = torch.cat([mask, step_mask], 1)
         out = model(input_ids=step_ids, attention_mask=mask, position_ids=next_position[:, None], cache=cache,
@@ -475,11 +485,15 @@ def fusion_generate(model: nn.Module, inputs_embeds: torch.Tensor, attention_mas
         written = torch.tensor(writes, device=device)
         lm = torch.where(written[:, None], out.logits[:, -1].float().log_softmax(-1).clamp_min(LM_FLOOR), lm)
         next_position = next_position + written.long()
-        row_item, row_tokens, row_probs, row_score = new_item, new_tokens, new_probs, scores
-        step += 1
-        # items whose vectors are used up: the best hypothesis after the LLM's end-of-text score
-        for b in {b for b in row_item if counts[b] == step}:
+        row_item = [row_item[r] for r in parents]
+        row_tokens, row_probs, row_score = new_tokens, new_probs, [c[0] for c in chosen]
+        row_vector = [row_vector[r] + c[4] for r, c in zip(parents, chosen)]
+        row_inserted = [c[2] is not None and c[3] is None for c in chosen]
+        # items whose kept hypotheses have read every vector: the best after the LLM's end-of-text score
+        for b in {b for b in row_item if b not in done}:
             rows = [r for r, item in enumerate(row_item) if item == b]
+            if any(row_vector[r] < counts[b] for r in rows):
+                continue
             ends = [lm_weight * float(lm[r, eos_token_id]) if eos_token_id is not None else 0.0 for r in rows]
             best = rows[max(range(len(rows)), key=lambda k: row_score[rows[k]] + ends[k])]
             results[b] = (row_tokens[best], row_probs[best])
