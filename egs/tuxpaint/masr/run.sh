@@ -7,9 +7,10 @@
 #             conditions (clean, 10, 5, 0 dB, masked) x five visual contexts (none, own picture, wrong
 #             picture, own clip, wrong clip); real_en_dev speech-only, before and after stage 3
 # Model: the packaged default-en (Whisper tiny.en encoder, C-Former, frozen SmolLM2-135M) plus the
-# frozen DINOv2-S/14 (packaged ONNX) and a Q-Former; stage 4 (X-LLM stage 3) starts from default-en:
-# the joint pass (conf/masr.yaml: Q-Former + C-Former), then the Q-Former's picture pass
-# (conf/masr_picture.yaml). Results and what they show: RESULTS.md.
+# frozen DINOv2-S/14 (packaged ONNX) and a Q-Former; stage 4 (X-LLM stage 3) trains the Q-Former alone
+# from default-en on the (picture or clip, caption) pairs (conf/masr_qformer.yaml), the speech side
+# frozen, so speech-only decoding stays default-en's. The joint pass that also moved the C-Former
+# (conf/masr.yaml, then conf/masr_picture.yaml) is the ablation in RESULTS.md.
 #
 #   ./run.sh                      # everything (stage 0 installs Debian packages: root or sudo)
 #   ./run.sh --stage 5            # decode and score again
@@ -57,8 +58,10 @@ common=(
 --tts-engines $(q "${tts_engines}") --nj ${nj} --real-en-dev-dir $(q "${real_en_dev_dir}")"
   --multimodal-prepare-cmd local/make_sets.sh
   --train-set masr_train
-  --multimodal-train-set masr_train
-  --asr-config conf/masr.yaml
+  --multimodal-train-set masrpicture_train
+  --asr-config conf/masr_qformer.yaml
+  --tag masr
+  --cache-features false
   --run-cmd "${_cmdline% }"
 )
 if [[ " ${forwarded_options[*]-} " == *" --help "* ]]; then
@@ -73,26 +76,14 @@ fi
 default_en=$(packaged)
 [ -n "${default_en}" ] || { echo "run.sh: xasr's packaged default-en is not installed: run stage 0" >&2; exit 1; }
 exp=exp/masr
-vision_cache=(--train-opts "--vision-feature-cache exp/features/vision")  # one DINOv2 pass per picture, both passes
+vision_cache=(--train-opts "--vision-feature-cache exp/features/vision")  # one DINOv2 pass per picture
 if [ "${stop_stage}" -ge 1 ] && [ "${stage}" -le 4 ]; then
   ../../../recipes/asr.sh "${common[@]}" --stage "$((stage > 1 ? stage : 1))" --stop-stage "$((stop_stage < 4 ? stop_stage : 4))" \
     --test-sets "${test_sets}" --integrate-init "${default_en}" "${vision_cache[@]}" "${forwarded_options[@]}"
 fi
-# stage 4, second pass: the Q-Former alone on the (picture or clip, caption) pairs (conf/masr_picture.yaml)
-if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
-  if [ -f "${exp}/picture/.done" ]; then
-    echo "$(date '+%F %T') (run.sh) already done (${exp}/picture/.done), skipping"
-  else
-    start=${SECONDS}
-    (. ./path.sh; xasr train conf/masr_picture.yaml --stage integrate --train-cuts data/masrpicture_cuts_train.jsonl.gz \
-      --exp-dir "${exp}/picture" --init-from "${exp}/integrate/model" --vision-feature-cache exp/features/vision) \
-      2>&1 | tee -a "${exp}/log/train.picture.log"
-    printf 'command: xasr train conf/masr_picture.yaml ...\nseconds: %s\n' "$((SECONDS - start))" > "${exp}/picture/.done"
-  fi
-fi
 if [ "${stop_stage}" -ge 5 ]; then
   ../../../recipes/asr.sh "${common[@]}" --stage "$((stage > 5 ? stage : 5))" --stop-stage "${stop_stage}" \
-    --test-sets "${test_sets}" --integrate-init "${default_en}" --decode-model "${exp}/picture/model" \
+    --test-sets "${test_sets}" --integrate-init "${default_en}" \
     --decode-opts "${picture_decode_opts}" "${forwarded_options[@]}"
 fi
 # speech only, before stage 3: default-en itself on the same speech (its own search, no picture)

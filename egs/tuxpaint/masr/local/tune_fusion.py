@@ -3,7 +3,13 @@
 the real recordings): WER per setting on DEV_CUTS (tts captions with another seed) degraded like the
 test conditions (clean, 5 dB, masked) and shown nothing, their own picture or a wrong one.
 
+    xasr prepare tts DATA_DIR/tuxpaint_captions.tsv DATA_DIR/captions_dev --num-utterances 150 --seed 99 \
+      --engine piper --engine espeak --engine flite --engine festival --engine rhvoice --engine pico \
+      --engine mbrola --prefix tts --split dev
     local/tune_fusion.py MODEL DATA_DIR/captions_dev/tts_cuts_dev.jsonl.gz --work-dir exp/masr/tune
+
+Each setting is lm_weight x fusion_lm_top_k x insertion penalty (--insert-penalties; "off" = no
+insertions, otherwise fusion_insert_top_k --insert-top-k with that penalty).
 """
 
 import argparse
@@ -34,6 +40,8 @@ def main() -> None:
     parser.add_argument("--lm-weights", default="0.3,0.6,1.0")
     parser.add_argument("--lm-top-ks", default="0,8")
     parser.add_argument("--token-bonus", type=float, default=2.0)
+    parser.add_argument("--insert-penalties", default="off")
+    parser.add_argument("--insert-top-k", type=int, default=4)
     parser.add_argument("--conditions", default="clean,snr5,masked")
     args = parser.parse_args()
     stamps = {s.id: s for s in read_stamps()}
@@ -62,17 +70,21 @@ def main() -> None:
             sets[name, visual] = (items, refs)
     weights = [float(w) for w in args.lm_weights.split(",")]
     top_ks = [int(k) for k in args.lm_top_ks.split(",")]
-    print("| lm_weight | fusion_lm_top_k | " + " | ".join(f"{n} {v}" for n, v in sets) + " | seconds |")
-    print("|---:|---:|" + "---:|" * (len(sets) + 1))
-    for weight, top_k in itertools.product(weights, top_ks):
+    penalties = [None if p == "off" else float(p) for p in args.insert_penalties.split(",")]
+    print("| lm_weight | fusion_lm_top_k | insertion penalty | " + " | ".join(f"{n} {v}" for n, v in sets)
+          + " | seconds |")
+    print("|---:|---:|---:|" + "---:|" * (len(sets) + 1))
+    for weight, top_k, penalty in itertools.product(weights, top_ks, penalties):
+        inserts = {} if penalty is None else {"fusion_insert_top_k": args.insert_top_k, "fusion_insert_penalty": penalty}
         generation = dataclasses.replace(model.config.generation, search="fusion", fusion_context="image",
-                                         lm_weight=weight, fusion_lm_top_k=top_k, token_bonus=args.token_bonus)
+                                         lm_weight=weight, fusion_lm_top_k=top_k, token_bonus=args.token_bonus,
+                                         **inserts)
         started, cells = time.time(), []
         for (name, visual), (items, refs) in sets.items():
             options = DecodeOptions(generation=generation, vad="never")
             hyps = {t.id: t.text for t in transcribe(model, items, options=options, progress=False)}
             cells.append(f"{score(refs, hyps).error_rate:.2f}")
-        print(f"| {weight} | {top_k} | " + " | ".join(cells) + f" | {time.time() - started:.0f} |", flush=True)
+        print(f"| {weight} | {top_k} | {'off' if penalty is None else penalty} | " + " | ".join(cells) + f" | {time.time() - started:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
