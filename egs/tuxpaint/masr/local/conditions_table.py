@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The tuxpaint/masr results as one table: WER of the 65 real captions per condition (clean, 10, 5,
 0 dB, masked) and visual context (none, own picture, wrong picture, own clip, wrong clip), the
-differences to audio only, and the speech-only sets before (default-en) and after stage 3.
+differences to audio only, the words correct and the share of audio-only's missed words each picture
+or clip brings back, and the speech-only sets before (default-en) and after stage 3.
 Reads the scores-*.json files stage 5/6 wrote under EXP (decode/ and decode_default_en/)."""
 
 import argparse
@@ -39,6 +40,24 @@ def main() -> None:
             a, b = wer["none", condition], wer[visual, condition]
             cells.append(f"{b - a:+.2f}" if a is not None and b is not None else "-")
         lines.append(f"| {label} - audio only | " + " | ".join(cells) + " |")
+    lines += ["", "| words correct (of the reference words) | " + " | ".join(label for _, label in CONDITIONS) + " |",
+              "|---|" + "---:|" * len(CONDITIONS)]
+    correct = {}
+    for visual, label in VISUALS:
+        cells = []
+        for condition, _ in CONDITIONS:
+            result = score(args.exp, "decode", f"tux{condition}_{visual}")
+            correct[visual, condition] = (result["counts"]["correct"], result["counts"]["words"]) if result else None
+            cells.append("{} / {}".format(*correct[visual, condition]) if result else "-")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    # of the words audio alone gets wrong, the share the picture (clip) brings back
+    for visual, label in VISUALS[1:]:
+        cells = []
+        for condition, _ in CONDITIONS:
+            a, b = correct["none", condition], correct[visual, condition]
+            missed = a[1] - a[0] if a and b else 0
+            cells.append(f"{100 * (b[0] - a[0]) / missed:+.1f}%" if missed else "-")
+        lines.append(f"| {label}: recovered of audio-only's missed words | " + " | ".join(cells) + " |")
     lines += ["", "| speech only, %WER | before stage 3 (default-en) | after stage 3 |", "|---|---:|---:|"]
     for name in ("real_en_dev", "tuxclean_none"):
         before, after = score(args.exp, "decode_default_en", name), score(args.exp, "decode", name)

@@ -75,7 +75,8 @@ def main() -> None:
           + " | seconds |")
     print("|---:|---:|---:|" + "---:|" * (len(sets) + 1))
     for weight, top_k, penalty in itertools.product(weights, top_ks, penalties):
-        inserts = {} if penalty is None else {"fusion_insert_top_k": args.insert_top_k, "fusion_insert_penalty": penalty}
+        inserts = ({} if penalty is None else
+                   {"fusion_insert_top_k": args.insert_top_k, "fusion_insert_penalty": penalty})
         generation = dataclasses.replace(model.config.generation, search="fusion", fusion_context="image",
                                          lm_weight=weight, fusion_lm_top_k=top_k, token_bonus=args.token_bonus,
                                          **inserts)
@@ -84,7 +85,9 @@ def main() -> None:
             options = DecodeOptions(generation=generation, vad="never")
             hyps = {t.id: t.text for t in transcribe(model, items, options=options, progress=False)}
             cells.append(f"{score(refs, hyps).error_rate:.2f}")
-        print(f"| {weight} | {top_k} | {'off' if penalty is None else penalty} | " + " | ".join(cells) + f" | {time.time() - started:.0f} |", flush=True)
+        shown = "off" if penalty is None else penalty
+        print(f"| {weight} | {top_k} | {shown} | " + " | ".join(cells) + f" | {time.time() - started:.0f} |",
+              flush=True)
 
 
 if __name__ == "__main__":
