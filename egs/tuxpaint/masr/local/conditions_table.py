@@ -24,40 +24,34 @@ def main() -> None:
     parser.add_argument("exp", type=Path)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
-    lines = ["| tuxpaint real captions, %WER | " + " | ".join(label for _, label in CONDITIONS) + " |",
-             "|---|" + "---:|" * len(CONDITIONS)]
-    wer = {}
-    for visual, label in VISUALS:
-        cells = []
-        for condition, _ in CONDITIONS:
-            result = score(args.exp, "decode", f"tux{condition}_{visual}")
-            wer[visual, condition] = result["error_rate"] if result else None
-            cells.append(f"{result['error_rate']:.2f}" if result else "-")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    for visual, label in VISUALS[1:]:
-        cells = []
-        for condition, _ in CONDITIONS:
-            a, b = wer["none", condition], wer[visual, condition]
-            cells.append(f"{b - a:+.2f}" if a is not None and b is not None else "-")
-        lines.append(f"| {label} - audio only | " + " | ".join(cells) + " |")
-    lines += ["", "| words correct (of the reference words) | " + " | ".join(label for _, label in CONDITIONS) + " |",
-              "|---|" + "---:|" * len(CONDITIONS)]
-    correct = {}
-    for visual, label in VISUALS:
-        cells = []
-        for condition, _ in CONDITIONS:
-            result = score(args.exp, "decode", f"tux{condition}_{visual}")
-            correct[visual, condition] = (result["counts"]["correct"], result["counts"]["words"]) if result else None
-            cells.append("{} / {}".format(*correct[visual, condition]) if result else "-")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    # of the words audio alone gets wrong, the share the picture (clip) brings back
-    for visual, label in VISUALS[1:]:
-        cells = []
-        for condition, _ in CONDITIONS:
-            a, b = correct["none", condition], correct[visual, condition]
-            missed = a[1] - a[0] if a and b else 0
-            cells.append(f"{100 * (b[0] - a[0]) / missed:+.1f}%" if missed else "-")
-        lines.append(f"| {label}: recovered of audio-only's missed words | " + " | ".join(cells) + " |")
+    results = {(visual, condition): score(args.exp, "decode", f"tux{condition}_{visual}")
+               for visual, _ in VISUALS for condition, _ in CONDITIONS}
+
+    def header(title: str) -> list[str]:
+        return [f"| {title} | " + " | ".join(label for _, label in CONDITIONS) + " |",
+                "|---|" + "---:|" * len(CONDITIONS)]
+
+    def rows(cell, visuals=VISUALS, row_label="{}") -> list[str]:
+        """One row per visual context, one cell per condition: cell(audio-only result or None, this result)."""
+        lines = []
+        for visual, label in visuals:
+            cells = []
+            for condition, _ in CONDITIONS:
+                none, this = results["none", condition], results[visual, condition]
+                cells.append(cell(none, this) if this else "-")
+            lines.append(f"| {row_label.format(label)} | " + " | ".join(cells) + " |")
+        return lines
+
+    def recovered(none, this) -> str:  # of the words audio alone gets wrong, the share brought back
+        missed = none["counts"]["words"] - none["counts"]["correct"] if none else 0
+        return f"{100 * (this['counts']['correct'] - none['counts']['correct']) / missed:+.1f}%" if missed else "-"
+
+    lines = header("tuxpaint real captions, %WER") + rows(lambda none, this: f"{this['error_rate']:.2f}")
+    lines += rows(lambda none, this: f"{this['error_rate'] - none['error_rate']:+.2f}" if none else "-", VISUALS[1:],
+                  "{} - audio only")
+    lines += ["", *header("words correct (of the reference words)"),
+              *rows(lambda none, this: f"{this['counts']['correct']} / {this['counts']['words']}")]
+    lines += rows(recovered, VISUALS[1:], "{}: recovered of audio-only's missed words")
     lines += ["", "| speech only, %WER | before stage 3 (default-en) | after stage 3 |", "|---|---:|---:|"]
     for name in ("real_en_dev", "tuxclean_none"):
         before, after = score(args.exp, "decode_default_en", name), score(args.exp, "decode", name)
