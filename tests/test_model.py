@@ -95,6 +95,24 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path):
     assert generate(model, batch)[0]["token_ids"] == generate(loaded, batch)[0]["token_ids"]
 
 
+def test_load_grows_frame_layers_without_changing_outputs(tmp_path):
+    model = tiny_model(dropout=0.0).eval()
+    path = model.save_pretrained(tmp_path / "model")
+    grown_config = dataclasses.replace(model.config, cformer=dataclasses.replace(model.config.cformer, frame_layers=2))
+    grown = XASRModel.load(path, config=grown_config, encoder=model.encoder, llm=model.llm)
+    assert len(grown.adapter.frame_blocks) == 2
+    batch = tiny_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch, stage=2)["llm"], grown(batch, stage=2)["llm"])
+    other = dataclasses.replace(grown_config, cformer=dataclasses.replace(grown_config.cformer, d_model=16))
+    with pytest.raises(ValueError, match="from scratch"):
+        XASRModel.load(path, config=other, encoder=model.encoder, llm=model.llm)
+    grown_path = grown.save_pretrained(tmp_path / "grown")
+    shrunk = dataclasses.replace(grown_config, cformer=model.config.cformer)
+    with pytest.raises(ValueError, match="from scratch"):
+        XASRModel.load(grown_path, config=shrunk, encoder=model.encoder, llm=model.llm)
+
+
 def test_load_refuses_different_frozen_weights(tmp_path):
     model = tiny_model()
     path = model.save_pretrained(tmp_path / "model")

@@ -301,8 +301,11 @@ class XASRModel(nn.Module):
             config = saved_config
         else:
             kept = ("encoder", "llm.source", "adapter", "cformer", "projector")
+            grown = config.cformer.frame_layers - saved_config.cformer.frame_layers
             for name in kept + (("vision", "qformer") if saved_config.vision is not None else ()):
                 ours, theirs = (_get(config, name), _get(saved_config, name))
+                if name == "cformer" and grown > 0:  # new frame layers start as the identity: the model grows
+                    theirs = dataclasses.replace(theirs, frame_layers=config.cformer.frame_layers)
                 if ours != theirs:
                     raise ValueError(f"{directory} was saved with {name} = {theirs}, not {ours}: "
                                      "start a model of this configuration from scratch instead")
@@ -342,9 +345,16 @@ class XASRModel(nn.Module):
         parts += [("ctc_head", model.ctc_head)] if model.ctc_head is not None else []
         if model.vision_adapter is not None and saved_config.vision is not None:  # else new: starts here
             parts.append(("vision_adapter", model.vision_adapter))
+        new_frame_blocks = {f"frame_blocks.{i}." for i in range(saved_config.cformer.frame_layers,
+                                                                 model.config.cformer.frame_layers)}
         for prefix, module in parts:
             try:
-                module.load_state_dict({k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")})
+                loaded = module.load_state_dict(
+                    {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")},
+                    strict=not (prefix == "adapter" and new_frame_blocks))
+                unfit = [k for k in loaded.missing_keys if not any(k.startswith(b) for b in new_frame_blocks)]
+                if unfit := unfit + loaded.unexpected_keys:
+                    raise RuntimeError(f"keys that do not fit:\n{', '.join(unfit)}")
             except RuntimeError as e:
                 first = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e)[:160])
                 raise ValueError(

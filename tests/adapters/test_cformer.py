@@ -37,6 +37,18 @@ def test_gradients_reach_every_parameter():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in cformer.parameters())
 
 
+def test_frame_layers_start_as_the_identity_and_then_learn():
+    plain, grown = tiny_cformer(), tiny_cformer(frame_layers=2)
+    grown.load_state_dict(plain.state_dict(), strict=False)
+    features, lengths = torch.randn(2, 30, 12), torch.tensor([30, 17])
+    with torch.no_grad():
+        torch.testing.assert_close(grown(features, lengths).embeddings, plain(features, lengths).embeddings)
+    grown.train()
+    out = grown(features, lengths, target_lengths=torch.tensor([5, 3]))
+    (out.embeddings.pow(2).sum() + out.cif.quantity_loss).backward()
+    assert all(p.grad.abs().sum() > 0 for b in grown.frame_blocks for p in (b.attention.out.weight, b.mlp[-1].weight))
+
+
 def test_sixty_seconds_of_frames_are_not_truncated():
     cformer = tiny_cformer()
     frames = 1500 * 2  # 60 s of Whisper frames

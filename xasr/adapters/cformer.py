@@ -32,12 +32,24 @@ CFormerOutput = AdapterOutput
 
 
 class CFormer(nn.Module):
-    """input linear -> CIF -> + positions -> transformer layers -> projection into the LLM's embedding space."""
+    """input linear -> frame layers -> CIF -> + positions -> transformer layers -> projection into the LLM's
+    embedding space.
+
+    The frame layers (`frame_layers`, often 0) let the frozen encoder's frames be re-read in context before
+    CIF weighs and sums them; their residual branches start at zero, so each starts as the identity and a
+    trained C-Former grows them without changing what it computes.
+    """
 
     def __init__(self, config: CFormerConfig):
         super().__init__()
         self.config = config
         self.input_proj = nn.Linear(config.input_dim, config.d_model)
+        self.frame_blocks = nn.ModuleList([TransformerBlock(config.d_model, config.n_heads, config.ff_mult,
+                                                            config.dropout) for _ in range(config.frame_layers)])
+        for block in self.frame_blocks:
+            for last in (block.attention.out, block.mlp[-1]):
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
         self.cif = CIF(CIFConfig(input_dim=config.d_model, threshold=config.cif_threshold,
                                  kernel_size=config.cif_kernel_size, conv_groups=config.cif_conv_groups,
                                  tail_threshold=config.cif_tail_threshold))
@@ -50,7 +62,12 @@ class CFormer(nn.Module):
     def forward(self, features: Tensor, feature_lengths: Tensor,
                 target_lengths: Optional[Tensor] = None) -> AdapterOutput:
         """features [B, T, input_dim] -> one LLM embedding per token; `target_lengths` (training) fixes the count."""
-        cif = self.cif(self.input_proj(features), feature_lengths, target_lengths)
+        frames = self.input_proj(features)
+        if len(self.frame_blocks):
+            frame_mask = lengths_to_mask(feature_lengths.clamp_min(1), frames.shape[1])
+            for block in self.frame_blocks:
+                frames = block(frames, frame_mask)
+        cif = self.cif(frames, feature_lengths, target_lengths)
         tokens, lengths = cif.tokens, cif.token_lengths
         x = self.dropout(tokens + sinusoids(tokens.shape[1], tokens.shape[2], tokens.device).to(tokens.dtype))
         key_mask = lengths_to_mask(lengths.clamp_min(1), x.shape[1])  # an empty row still attends somewhere
