@@ -350,11 +350,10 @@ class XASRModel(nn.Module):
         for prefix, module in parts:
             try:
                 loaded = module.load_state_dict(
-                    {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")},
-                    strict=not (prefix == "adapter" and new_frame_blocks))
-                unfit = [k for k in loaded.missing_keys if not any(k.startswith(b) for b in new_frame_blocks)]
-                if unfit := unfit + loaded.unexpected_keys:
-                    raise RuntimeError(f"keys that do not fit:\n{', '.join(unfit)}")
+                    {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}, strict=False)
+                missing = [k for k in loaded.missing_keys if not any(k.startswith(b) for b in new_frame_blocks)]
+                if missing or loaded.unexpected_keys:
+                    raise RuntimeError(f"keys that do not fit:\nmissing {missing}, unexpected {loaded.unexpected_keys}")
             except RuntimeError as e:
                 first = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e)[:160])
                 raise ValueError(
