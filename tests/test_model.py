@@ -95,12 +95,14 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path):
     assert generate(model, batch)[0]["token_ids"] == generate(loaded, batch)[0]["token_ids"]
 
 
-def test_load_grows_frame_layers_without_changing_outputs(tmp_path):
+@pytest.mark.parametrize("growth", [{"frame_layers": 2}, {"cross_attention": True}])
+def test_load_grows_new_layers_without_changing_outputs(tmp_path, growth):
     model = tiny_model(dropout=0.0).eval()
     path = model.save_pretrained(tmp_path / "model")
-    grown_config = dataclasses.replace(model.config, cformer=dataclasses.replace(model.config.cformer, frame_layers=2))
+    grown_config = dataclasses.replace(model.config, cformer=dataclasses.replace(model.config.cformer, **growth))
     grown = XASRModel.load(path, config=grown_config, encoder=model.encoder, llm=model.llm)
-    assert len(grown.adapter.frame_blocks) == 2
+    assert len(grown.adapter.frame_blocks) == grown_config.cformer.frame_layers
+    assert all(hasattr(b, "cross_attention") == grown_config.cformer.cross_attention for b in grown.adapter.blocks)
     batch = tiny_batch()
     with torch.no_grad():
         torch.testing.assert_close(model(batch, stage=2)["llm"], grown(batch, stage=2)["llm"])

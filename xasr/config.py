@@ -79,6 +79,7 @@ class CFormerConfig:
     ff_mult: int = 4
     dropout: float = 0.1
     frame_layers: int = 0  # transformer layers over the encoder frames before CIF (start as the identity)
+    cross_attention: bool = False  # each layer after CIF also attends to the frames (starts as the identity)
     cif_threshold: float = 1.0
     cif_kernel_size: int = 3
     cif_conv_groups: int = 1  # 1: full convolution in the CIF weight predictor; d_model: depthwise

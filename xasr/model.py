@@ -301,11 +301,12 @@ class XASRModel(nn.Module):
             config = saved_config
         else:
             kept = ("encoder", "llm.source", "adapter", "cformer", "projector")
-            grown = config.cformer.frame_layers - saved_config.cformer.frame_layers
             for name in kept + (("vision", "qformer") if saved_config.vision is not None else ()):
                 ours, theirs = (_get(config, name), _get(saved_config, name))
-                if name == "cformer" and grown > 0:  # new frame layers start as the identity: the model grows
-                    theirs = dataclasses.replace(theirs, frame_layers=config.cformer.frame_layers)
+                if name == "cformer":  # new frame layers and cross-attention start as the identity: the model grows
+                    theirs = dataclasses.replace(
+                        theirs, frame_layers=max(theirs.frame_layers, ours.frame_layers),
+                        cross_attention=theirs.cross_attention or ours.cross_attention)
                 if ours != theirs:
                     raise ValueError(f"{directory} was saved with {name} = {theirs}, not {ours}: "
                                      "start a model of this configuration from scratch instead")
@@ -345,13 +346,14 @@ class XASRModel(nn.Module):
         parts += [("ctc_head", model.ctc_head)] if model.ctc_head is not None else []
         if model.vision_adapter is not None and saved_config.vision is not None:  # else new: starts here
             parts.append(("vision_adapter", model.vision_adapter))
-        new_frame_blocks = {f"frame_blocks.{i}." for i in range(saved_config.cformer.frame_layers,
-                                                                 model.config.cformer.frame_layers)}
+        grown = [f"frame_blocks.{i}." for i in range(saved_config.cformer.frame_layers, config.cformer.frame_layers)]
+        if config.cformer.cross_attention and not saved_config.cformer.cross_attention:
+            grown += [f"blocks.{i}.cross_attention" for i in range(config.cformer.n_layers)]
         for prefix, module in parts:
             try:
                 loaded = module.load_state_dict(
                     {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}, strict=False)
-                missing = [k for k in loaded.missing_keys if not any(k.startswith(b) for b in new_frame_blocks)]
+                missing = [k for k in loaded.missing_keys if not (prefix == "adapter" and k.startswith(tuple(grown)))]
                 if missing or loaded.unexpected_keys:
                     raise RuntimeError(f"keys that do not fit:\nmissing {missing}, unexpected {loaded.unexpected_keys}")
             except RuntimeError as e:

@@ -3,6 +3,7 @@
 import dataclasses
 import math
 
+import pytest
 import torch
 
 from xasr.adapters import CFormer, FrameStackProjector
@@ -37,16 +38,21 @@ def test_gradients_reach_every_parameter():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in cformer.parameters())
 
 
-def test_frame_layers_start_as_the_identity_and_then_learn():
-    plain, grown = tiny_cformer(), tiny_cformer(frame_layers=2)
-    grown.load_state_dict(plain.state_dict(), strict=False)
+@pytest.mark.parametrize("growth", [{"frame_layers": 2}, {"cross_attention": True}])
+def test_new_layers_start_as_the_identity_and_then_learn(growth):
+    plain, grown = tiny_cformer(), tiny_cformer(**growth)
+    loaded = grown.load_state_dict(plain.state_dict(), strict=False)
+    assert loaded.missing_keys and not loaded.unexpected_keys
     features, lengths = torch.randn(2, 30, 12), torch.tensor([30, 17])
     with torch.no_grad():
         torch.testing.assert_close(grown(features, lengths).embeddings, plain(features, lengths).embeddings)
+    zero_at_init = [grown.get_parameter(k) for k in loaded.missing_keys if k.endswith("weight")]
+    zero_at_init = [p for p in zero_at_init if p.abs().sum() == 0]
+    assert zero_at_init
     grown.train()
     out = grown(features, lengths, target_lengths=torch.tensor([5, 3]))
     (out.embeddings.pow(2).sum() + out.cif.quantity_loss).backward()
-    assert all(p.grad.abs().sum() > 0 for b in grown.frame_blocks for p in (b.attention.out.weight, b.mlp[-1].weight))
+    assert all(p.grad.abs().sum() > 0 for p in zero_at_init)
 
 
 def test_sixty_seconds_of_frames_are_not_truncated():

@@ -36,8 +36,10 @@ class CFormer(nn.Module):
     embedding space.
 
     The frame layers (`frame_layers`, often 0) let the frozen encoder's frames be re-read in context before
-    CIF weighs and sums them; their residual branches start at zero, so each starts as the identity and a
-    trained C-Former grows them without changing what it computes.
+    CIF weighs and sums them. With `cross_attention` each layer after CIF also attends to those frames, as
+    Paraformer's decoder does, so a vector whose integration window straddles two tokens can look again at
+    the frames it summed. Both start as the identity (zero-initialised residual outputs), so a trained
+    C-Former grows them without changing what it computes.
     """
 
     def __init__(self, config: CFormerConfig):
@@ -46,16 +48,19 @@ class CFormer(nn.Module):
         self.input_proj = nn.Linear(config.input_dim, config.d_model)
         self.frame_blocks = nn.ModuleList([TransformerBlock(config.d_model, config.n_heads, config.ff_mult,
                                                             config.dropout) for _ in range(config.frame_layers)])
-        for block in self.frame_blocks:
-            for last in (block.attention.out, block.mlp[-1]):
-                nn.init.zeros_(last.weight)
-                nn.init.zeros_(last.bias)
         self.cif = CIF(CIFConfig(input_dim=config.d_model, threshold=config.cif_threshold,
                                  kernel_size=config.cif_kernel_size, conv_groups=config.cif_conv_groups,
                                  tail_threshold=config.cif_tail_threshold))
         self.dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList([TransformerBlock(config.d_model, config.n_heads, config.ff_mult, config.dropout)
-                                     for _ in range(config.n_layers)])
+        context_dim = config.d_model if config.cross_attention else None
+        self.blocks = nn.ModuleList([TransformerBlock(config.d_model, config.n_heads, config.ff_mult, config.dropout,
+                                                      context_dim=context_dim) for _ in range(config.n_layers)])
+        identity_at_init = [(b.attention.out, b.mlp[-1]) for b in self.frame_blocks]
+        identity_at_init += [(b.cross_attention.out,) for b in self.blocks if config.cross_attention]
+        for layers in identity_at_init:
+            for last in layers:
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
         self.norm = nn.LayerNorm(config.d_model)
         self.output_proj = nn.Linear(config.d_model, config.llm_hidden_size)
 
@@ -63,16 +68,15 @@ class CFormer(nn.Module):
                 target_lengths: Optional[Tensor] = None) -> AdapterOutput:
         """features [B, T, input_dim] -> one LLM embedding per token; `target_lengths` (training) fixes the count."""
         frames = self.input_proj(features)
-        if len(self.frame_blocks):
-            frame_mask = lengths_to_mask(feature_lengths.clamp_min(1), frames.shape[1])
-            for block in self.frame_blocks:
-                frames = block(frames, frame_mask)
+        frame_mask = lengths_to_mask(feature_lengths.clamp_min(1), frames.shape[1])
+        for block in self.frame_blocks:
+            frames = block(frames, frame_mask)
         cif = self.cif(frames, feature_lengths, target_lengths)
         tokens, lengths = cif.tokens, cif.token_lengths
         x = self.dropout(tokens + sinusoids(tokens.shape[1], tokens.shape[2], tokens.device).to(tokens.dtype))
         key_mask = lengths_to_mask(lengths.clamp_min(1), x.shape[1])  # an empty row still attends somewhere
         for block in self.blocks if x.shape[1] else []:  # no token fired anywhere in the batch: nothing to mix
-            x = block(x, key_mask)
+            x = block(x, key_mask, frames if self.config.cross_attention else None, frame_mask)
         embeddings = self.output_proj(self.norm(x)) * self.config.llm_embedding_scale
         embeddings = embeddings * lengths_to_mask(lengths, x.shape[1])[..., None]
         return AdapterOutput(embeddings, lengths, cif)
