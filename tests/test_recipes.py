@@ -263,6 +263,26 @@ def test_prepare_pocketsphinx_writes_a_tsv_corpus(tmp_path):
     assert missing.returncode == 1 and "apt-get install pocketsphinx-testdata" in missing.stderr
 
 
+def test_swap_encoder_fits_the_input_projection_that_maps_new_frames_onto_the_old_ones():
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("swap_encoder", EGS / "tts_en" / "asr" / "local" / "swap_encoder.py")
+    swap_encoder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(swap_encoder)
+    torch.manual_seed(0)
+    new_frames = torch.randn(2000, 12)
+    weight, bias = torch.randn(6, 12), torch.randn(6)
+    target = new_frames @ weight.T + bias
+    fitted_weight, fitted_bias, r2 = swap_encoder.fit_projection(new_frames, target, ridge=1e-8)
+    torch.testing.assert_close(fitted_weight, weight, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fitted_bias, bias, atol=1e-4, rtol=1e-4)
+    assert r2 > 0.999
+    _, _, r2_noise = swap_encoder.fit_projection(new_frames, torch.randn(2000, 6), ridge=1e-8)
+    assert r2_noise < 0.05
+
+
 # ---- asr.sh's stage logic with a stand-in xasr (fast) --------------------------------------------
 
 # `python` for the recipe: `-m xasr.cli ...` and `-m torch.distributed.run ... -m xasr.cli ...` go to
