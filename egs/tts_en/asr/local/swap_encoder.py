@@ -65,10 +65,10 @@ def main() -> None:
     parser.add_argument("--ridge", type=float, default=1e-2)
     args = parser.parse_args()
 
-    old_model = XASRModel.load(args.model, check_frozen=False)
     config, _ = load_config_file(args.config, "convert", args.overrides)
     torch.manual_seed(0)
     model = XASRModel.from_config(config)
+    old_model = XASRModel.load(args.model, llm=model.llm, check_frozen=False)  # one frozen LLM for both
     old_state, new_state = old_model.adapter.state_dict(), model.adapter.state_dict()
     copied = {k: v for k, v in old_state.items() if not k.startswith("input_proj.")}
     if set(copied) != {k for k in new_state if not k.startswith("input_proj.")}:
