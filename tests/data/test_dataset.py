@@ -45,6 +45,21 @@ def test_cache_encodes_only_new_cuts_and_writes_exactly_the_given_set(tmp_path):
     assert encoder.encoded == 8
 
 
+def test_a_cache_made_in_a_relative_folder_loads_from_any_working_directory(tmp_path, monkeypatch):
+    from lhotse import CutSet
+
+    from tests.test_train import tiny_cuts
+
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    cuts = tiny_cuts(tmp_path / "audio", n=2)
+    monkeypatch.chdir(tmp_path)
+    cache_encoder_features(CountingEncoder().eval(), cuts, "cache")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    for cut in CutSet.from_file(tmp_path / "cache" / "cuts.jsonl.gz"):
+        assert cut.load_custom(FEATURE_FIELD).ndim == 2
+
+
 def test_a_stopped_cache_run_resumes_from_its_last_checkpoint(tmp_path):
     from lhotse import CutSet
 

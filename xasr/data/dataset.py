@@ -156,14 +156,15 @@ def cache_encoder_features(encoder: torch.nn.Module, cuts: CutSet, storage_dir: 
     """Run the frozen encoder once over `cuts`, store its outputs (HDF5, float16 by default: half the
     disk space and reading time of float32) and return the cuts with them, in their given order.
 
-    Writes `storage_dir/cuts.jsonl.gz` (exactly `cuts`). When it exists, only the cuts it lacks are
+    Writes `storage_dir/cuts.jsonl.gz` (exactly `cuts`), naming the HDF5 files by absolute path so the
+    manifest works from any working directory. When it exists, only the cuts it lacks are
     encoded (into a new HDF5 file beside the others), so a set that grew is not encoded again. Every
     `checkpoint_every` encoded cuts the HDF5 file is closed and `cuts.partial.jsonl.gz` lists the cuts
     cached since the complete manifest, so a stopped run resumes there instead of starting over.
     Under torchrun (`ranks`), each rank encodes its share of the missing cuts into its own files and
     rank 0 writes the manifest of them all.
     """
-    storage_dir = Path(storage_dir)
+    storage_dir = Path(storage_dir).absolute()
     rank, world_size = (ranks.rank, ranks.world_size) if ranks is not None else (0, 1)
     manifest = storage_dir / "cuts.jsonl.gz"
     partial = storage_dir / (PARTIAL_MANIFEST if world_size == 1 else f"cuts.partial.rank{rank}.jsonl.gz")
