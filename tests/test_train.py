@@ -70,23 +70,26 @@ def test_stage1_then_stage2_lower_the_loss(cuts, tmp_path):
 
 
 def test_resume_after_a_crash_repeats_the_same_losses(cuts, tmp_path, monkeypatch):
+    """4 steps per epoch: the crash at step 3 resumes from the checkpoint at step 2, inside the epoch,
+    where the sampler fast-forwards and dropout and masks must draw what they drew the first time."""
     reference = tiny_model()
-    train(reference, cuts, tmp_path / "straight", config())
+    train(reference, cuts, tmp_path / "straight", config(checkpoint_every=2))
     expected = [r["loss"] for r in read_log(tmp_path / "straight")]
+    assert [r["epoch"] for r in read_log(tmp_path / "straight")][:5] == [0, 0, 0, 0, 1]
 
     def crash(step):
-        if step == 5:  # after the checkpoint at step 3: steps 4-5 are lost and redone
+        if step == 3:  # after the checkpoint at step 2: step 3 is lost and redone
             raise KeyboardInterrupt
 
     monkeypatch.setattr(train_module, "_after_step", crash)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_model(), cuts, tmp_path / "crashed", config())
+        train(tiny_model(), cuts, tmp_path / "crashed", config(checkpoint_every=2))
     monkeypatch.setattr(train_module, "_after_step", lambda step: None)
     restarted = tiny_model()
     with torch.no_grad():  # the resumed weights must come from the checkpoint, not the fresh model
         for p in restarted.adapter.parameters():
             p.add_(0.1)
-    train(restarted, cuts, tmp_path / "crashed", config())
+    train(restarted, cuts, tmp_path / "crashed", config(checkpoint_every=2))
     resumed = [r["loss"] for r in read_log(tmp_path / "crashed")]
     assert [r["step"] for r in read_log(tmp_path / "crashed")] == list(range(1, len(expected) + 1))
     np.testing.assert_allclose(resumed, expected, rtol=1e-5, atol=1e-6)

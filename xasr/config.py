@@ -40,6 +40,9 @@ class EncoderConfig:
     min_seconds: float = 0.0  # whisper real_length: attend over at least this much (audio, then silence)
     layer: Optional[int] = None  # output of this layer instead of the last (whisper, hf_ssl)
     frozen: bool = True
+    # weights of a frozen Whisper encoder: "float32", "bfloat16", or "auto" (bfloat16 where the hardware runs it
+    # natively); its frames come out in float32 either way
+    dtype: str = "float32"
     normalize: Optional[bool] = None  # hf_ssl waveform normalisation; None: the source's do_normalize
     # a transformers config as a dict with "model_type": random weights instead of `source` (tests)
     hf_config: Optional[dict] = None
@@ -50,6 +53,11 @@ class EncoderConfig:
             self.conformer = ConformerConfig(**self.conformer)
         if self.kind not in ENCODER_KINDS:
             raise ValueError(f"unknown encoder kind '{self.kind}': use one of {', '.join(ENCODER_KINDS)}")
+        if self.dtype not in ("float32", "bfloat16", "auto"):
+            raise ValueError(f"unknown encoder dtype '{self.dtype}': use float32, bfloat16 or auto")
+        if self.dtype != "float32" and (self.kind != "whisper" or not self.frozen):
+            raise ValueError("encoder.dtype other than float32 is for a frozen Whisper encoder (trained weights "
+                             "stay float32; a random tiny wav2vec2 in bfloat16 drifted 23% from float32)")
 
 
 @dataclass

@@ -9,16 +9,15 @@ and the loss covers only the transcript tokens and the end-of-transcript token.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
-from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
 
 from xasr.config import LLMConfig
+from xasr.nn import resolve_dtype
 
 log = logging.getLogger(__name__)
 
@@ -80,28 +79,6 @@ def with_lora(model: nn.Module, config: LLMConfig) -> nn.Module:
     return get_peft_model(model, LoraConfig(
         r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
         target_modules=list(config.lora_target_modules), task_type="CAUSAL_LM"))
-
-
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has bfloat16 matrix instructions (AVX512-BF16 or AMX), on Linux."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
-
-
-def resolve_dtype(name: str, device: Optional[torch.device] = None) -> torch.dtype:
-    """The torch dtype an `LLMConfig.dtype` name means on `device` (default: CUDA if present, else CPU)."""
-    if name not in ("float32", "bfloat16", "auto"):
-        raise ValueError(f"unknown LLM dtype '{name}': use float32, bfloat16 or auto")
-    if name != "auto":
-        return getattr(torch, name)
-    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
 def embedding_scale(model: nn.Module) -> float:

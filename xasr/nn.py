@@ -1,14 +1,39 @@
 """Transformer pieces the encoders and adapters share: positions (sinusoidal, rotary), attention (self or
-cross), pre-norm blocks."""
+cross), pre-norm blocks; and the dtype the frozen models run in."""
 
 from __future__ import annotations
 
+import functools
 import math
+import re
+from pathlib import Path
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bfloat16 matrix instructions (AVX512-BF16 or AMX), on Linux."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def resolve_dtype(name: str, device: Optional[torch.device] = None) -> torch.dtype:
+    """The torch dtype a `dtype` setting (LLM or encoder) means on `device` (default: CUDA if present, else CPU)."""
+    if name not in ("float32", "bfloat16", "auto"):
+        raise ValueError(f"unknown dtype '{name}': use float32, bfloat16 or auto")
+    if name != "auto":
+        return getattr(torch, name)
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
 def sinusoids(length: int, dim: int, device=None) -> Tensor:

@@ -80,7 +80,7 @@ def picture_reader(model: XASRModel, feature_dir: Optional[Path] = None) -> Opti
 
 def training_autocast(config: TrainConfig, device: torch.device) -> torch.autocast:
     """bfloat16 autocast where the config asks for it and the device runs bfloat16 natively."""
-    from xasr.llm import cpu_has_native_bf16
+    from xasr.nn import cpu_has_native_bf16
 
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.bf16)
@@ -157,7 +157,10 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
     if config.cache_vision_features and config.stage == 3:
         vision_features = Path(vision_feature_dir) if vision_feature_dir is not None else exp_dir / "vision_features"
     dataset = SpeechTextDataset(pictures=picture_reader(model, vision_features))
-    loader = torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=0)
+    # each epoch's iterator draws a seed from `generator`: from the global RNG it would shift every
+    # random draw after a mid-epoch resume (dropout, masks, negatives), since the iterator is made anew
+    loader = torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=0,
+                                         generator=torch.Generator().manual_seed(config.seed))
     total_steps = config.max_steps or _count_total_steps(train_cuts, config, context.world_size)
     optimizer = make_optimizer(params, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -196,3 +196,21 @@ def test_conformer_trains_from_scratch():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown encoder kind"):
         EncoderConfig(kind="mystery")
+
+
+def test_bfloat16_whisper_gives_float32_frames_close_to_float32_weights():
+    encoders = {dtype: tiny_whisper(True, dtype=dtype) for dtype in ("float32", "bfloat16")}
+    assert {p.dtype for p in encoders["bfloat16"].parameters()} == {torch.bfloat16}
+    waveforms, lengths = noise(SECOND, 7000)
+    (exact, exact_lengths), (fast, fast_lengths) = (encoders[d](waveforms, lengths) for d in ("float32", "bfloat16"))
+    assert fast.dtype == torch.float32 and fast_lengths.tolist() == exact_lengths.tolist()
+    relative = (fast - exact).norm() / exact.norm()
+    assert 0 < relative < 0.05
+
+
+def test_only_a_frozen_whisper_runs_in_bfloat16():
+    for kind, frozen in (("conformer", False), ("hf_ssl", True), ("whisper", False)):
+        with pytest.raises(ValueError, match="frozen Whisper"):
+            EncoderConfig(kind=kind, frozen=frozen, dtype="bfloat16")
+    with pytest.raises(ValueError, match="unknown encoder dtype"):
+        EncoderConfig(dtype="float16")

@@ -10,9 +10,15 @@ from xasr.encoders.base import SpeechEncoder, lengths_to_mask
 from xasr.encoders.conformer import ConformerEncoder
 from xasr.encoders.hf_ssl import HFSSLEncoder
 from xasr.encoders.whisper import WhisperEncoder, log_mel_spectrogram, mel_filters
+from xasr.nn import resolve_dtype
 
 
 def build_encoder(config: EncoderConfig) -> SpeechEncoder:
+    encoder = _build(config)
+    return encoder.run_in(resolve_dtype(config.dtype)) if config.dtype != "float32" else encoder
+
+
+def _build(config: EncoderConfig) -> SpeechEncoder:
     if config.kind == "conformer":
         return ConformerEncoder(config.conformer, frozen=config.frozen)
     hf_config = None

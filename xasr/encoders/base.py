@@ -43,7 +43,17 @@ class SpeechEncoder(nn.Module):
             raise ValueError(f"expected waveforms [batch, samples], got shape {tuple(waveforms.shape)}")
         lengths = lengths.to(device=waveforms.device, dtype=torch.long)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            return self.encode(waveforms, lengths)
+            features, feature_lengths = self.encode(waveforms, lengths)
+        return features.float(), feature_lengths
+
+    def run_in(self, dtype: torch.dtype) -> "SpeechEncoder":
+        """Hold the frozen weights in `dtype` (bfloat16: ~2x faster where the CPU has bf16 matrix units).
+        Buffers such as Whisper's mel filters stay float32, and so do the frames `forward` returns."""
+        if dtype != torch.float32 and not self.frozen:
+            raise ValueError("only a frozen encoder runs in a dtype other than float32")
+        for parameter in self.parameters():
+            parameter.data = parameter.data.to(dtype)
+        return self
 
     def encode(self, waveforms: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
