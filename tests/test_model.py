@@ -115,6 +115,25 @@ def test_load_grows_new_layers_without_changing_outputs(tmp_path, growth):
         XASRModel.load(grown_path, config=shrunk, encoder=model.encoder, llm=model.llm)
 
 
+def test_a_model_saved_with_a_float32_whisper_loads_it_in_bfloat16(tmp_path):
+    from tests.encoders.test_encoders import TINY_WHISPER
+
+    whisper = EncoderConfig(kind="whisper", hf_config=TINY_WHISPER, real_length=True)
+    config = dataclasses.replace(tiny_config(), encoder=whisper)
+    fast = dataclasses.replace(config, encoder=dataclasses.replace(whisper, dtype="bfloat16"))
+    model = tiny_model()
+    path = XASRModel(config, seeded(build_encoder, whisper), model.llm).save_pretrained(tmp_path / "model")
+    loaded = XASRModel.load(path, config=fast, encoder=seeded(build_encoder, fast.encoder), llm=model.llm)
+    assert {p.dtype for p in loaded.encoder.parameters()} == {torch.bfloat16}
+    with pytest.raises(ValueError, match="frozen encoder weights differ"):
+        XASRModel.load(path, config=fast, encoder=seeded(build_encoder, fast.encoder, seed=1), llm=model.llm)
+
+
+def seeded(function, *args, seed: int = 0):
+    torch.manual_seed(seed)
+    return function(*args)
+
+
 def test_load_refuses_different_frozen_weights(tmp_path):
     model = tiny_model()
     path = model.save_pretrained(tmp_path / "model")

@@ -246,7 +246,7 @@ class XASRModel(nn.Module):
 
         checksums = {"llm": self.llm.source_checksum}
         if self.config.encoder.frozen:
-            checksums["encoder"] = weights_checksum(self.encoder)
+            checksums["encoder"] = self.encoder.source_checksum or weights_checksum(self.encoder)
         if self.vision_encoder is not None:
             checksums["vision"] = weights_checksum(self.vision_encoder.model)
         return checksums
@@ -280,7 +280,7 @@ class XASRModel(nn.Module):
         """Load a model directory; the frozen parts come from their sources (or are passed in).
 
         `config` continues training a saved model under new training settings (loss weights,
-        masking, LLM dtype or prompt, LoRA): its encoder, LLM source and adapter must be the saved ones.
+        masking, LLM or encoder dtype, prompt, LoRA): its encoder, LLM source and adapter must be the saved ones.
         `llm_dtype` (float32, bfloat16, auto) loads the frozen LLM in that dtype instead of the
         config's, straight from its source (a later `LLM.set_dtype` would cast the cast weights).
         """
@@ -303,6 +303,8 @@ class XASRModel(nn.Module):
             kept = ("encoder", "llm.source", "adapter", "cformer", "projector")
             for name in kept + (("vision", "qformer") if saved_config.vision is not None else ()):
                 ours, theirs = (_get(config, name), _get(saved_config, name))
+                if name == "encoder":  # the dtype a frozen encoder runs in is a choice at load time
+                    theirs = dataclasses.replace(theirs, dtype=ours.dtype)
                 if name == "cformer":  # new frame layers and cross-attention start as the identity: the model grows
                     theirs = dataclasses.replace(
                         theirs, frame_layers=max(theirs.frame_layers, ours.frame_layers),

@@ -22,6 +22,7 @@ class SpeechEncoder(nn.Module):
     output_dim: int  # size of each output frame
     frame_rate: float  # output frames per second of audio (Whisper: 50)
     sample_rate: int = 16000
+    source_checksum: str | None = None  # of the float32 weights, set when `run_in` casts them
 
     def __init__(self, frozen: bool = True):
         super().__init__()
@@ -51,6 +52,9 @@ class SpeechEncoder(nn.Module):
         Buffers such as Whisper's mel filters stay float32, and so do the frames `forward` returns."""
         if dtype != torch.float32 and not self.frozen:
             raise ValueError("only a frozen encoder runs in a dtype other than float32")
+        from xasr.hub import weights_checksum  # a model directory records the weights as the source gave them
+
+        self.source_checksum = self.source_checksum or weights_checksum(self)
         for parameter in self.parameters():
             parameter.data = parameter.data.to(dtype)
         return self
