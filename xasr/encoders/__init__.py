@@ -5,6 +5,8 @@ Each has `output_dim` and `frame_rate` (output frames per second); see `SpeechEn
 
 from __future__ import annotations
 
+import torch
+
 from xasr.config import ConformerConfig, EncoderConfig
 from xasr.encoders.base import SpeechEncoder, lengths_to_mask
 from xasr.encoders.conformer import ConformerEncoder
@@ -14,8 +16,8 @@ from xasr.nn import resolve_dtype
 
 
 def build_encoder(config: EncoderConfig) -> SpeechEncoder:
-    encoder = _build(config)
-    return encoder.run_in(resolve_dtype(config.dtype)) if config.dtype != "float32" else encoder
+    encoder, dtype = _build(config), resolve_dtype(config.dtype)
+    return encoder.run_in(dtype) if dtype != torch.float32 else encoder
 
 
 def _build(config: EncoderConfig) -> SpeechEncoder:
