@@ -10,7 +10,8 @@
 #   2  xasr train --stage convert (X-LLM stage 1): X2L conversion (C-Former); skipped for the projector baseline
 #   3  xasr train --stage align (X-LLM stage 2): alignment with the frozen LLM, starting from the C-Former of stage 2
 #   4  xasr train --stage integrate (X-LLM stage 3): multimodal integration; skipped for speech-only recipes
-#      (--integrate-init MODEL starts it from MODEL, e.g. a packaged one, and skips stages 2-3)
+#      (--integrate-init MODEL starts it from MODEL, e.g. a packaged one, and skips stages 2-3;
+#      --align-init MODEL starts stage 3 from MODEL and skips stage 2)
 #   5  xasr decode the test sets, with scoring reports against their references
 #   6  score what is not scored yet and write RESULTS.md (ESPnet/icefall tables, environment)
 #
@@ -52,6 +53,7 @@ valid_set=""                 # validation set, optional (a validation loss at ev
 test_sets=""                 # test sets, space separated
 multimodal_train_set=""      # hook: image/video + speech training set for stage 4 (empty: speech only, skipped)
 integrate_init=""            # stage 4 starts from this model (e.g. a packaged one: xasr info) instead of stage 3's; stages 2-3 are skipped
+align_init=""                # stage 3 starts from this model (e.g. a packaged one, to continue its training) instead of stage 2's; stage 2 is skipped
 
 # Model and training
 asr_config=conf/cformer.yaml # recipe YAML: model:, train:, convert:, align:, integrate: (or stage1:-stage3:)
@@ -309,6 +311,8 @@ fi
 if stage_enabled 2; then
   if [ -n "${integrate_init}" ]; then
     log "Stage 2: skipped: stage 4 starts from ${integrate_init} (--integrate-init)"
+  elif [ -n "${align_init}" ]; then
+    log "Stage 2: skipped: stage 3 starts from ${align_init} (--align-init)"
   elif [ "${adapter}" != cformer ]; then
     log "Stage 2: skipped: the ${adapter} adapter has no X2L conversion stage (xasr train --stage convert trains a C-Former)"
   else
@@ -331,7 +335,10 @@ elif stage_enabled 3; then
   log "Stage 3: xasr train --stage align (alignment with the LLM) in ${align_dir}"
   need_train_cuts ${train_set} ${valid_set}
   init_args=()
-  if [ "${adapter}" = cformer ]; then
+  if [ -n "${align_init}" ]; then
+    [ -f "${align_init}/config.json" ] || die "${align_init}: not a model folder (no config.json; --align-init)"
+    init_args=(--init-from "${align_init}")
+  elif [ "${adapter}" = cformer ]; then
     [ -f "${convert_dir}/model/config.json" ] || die "${convert_dir}/model is missing: run stage 2 first"
     init_args=(--init-from "${convert_dir}/model")
   fi

@@ -506,6 +506,24 @@ def test_stage_4_from_a_given_model_skips_stages_2_3_and_trains_on_the_cached_fe
     assert "|4 train integrate|`" in results and "|2 train convert|" not in results
 
 
+def test_stage_3_from_a_given_model_skips_stage_2(stub, tmp_path):
+    run, calls = stub
+    start = tmp_path / "packaged"
+    start.mkdir()
+    (start / "config.json").write_text("{}")
+    out = run("--skip-install", "true", "--align-init", str(start))
+    done = [c for c in calls() if isinstance(c, list)]
+    assert [c[1] for c in done] == ["prepare", "cache-features", "train", "decode"]
+    align, decode = done[2], done[3]
+    assert align[3:5] == ["--stage", "align"]
+    assert align[align.index("--init-from") + 1] == str(start)
+    assert decode[decode.index("--model") + 1] == str(tmp_path / "exp" / "cformer" / "align" / "model")
+    assert "Stage 2: skipped: stage 3 starts from" in out
+    missing = tmp_path / "nothing"
+    out = run("--stage", "3", "--align-init", str(missing), expect_failure=True)
+    assert f"{missing}: not a model folder (no config.json; --align-init)" in out
+
+
 # ---- whole recipes with the real xasr (slow) ------------------------------------------------------
 
 def fake_fsdd(root: Path) -> Path:
@@ -580,7 +598,7 @@ def test_tts_en_recipe_on_synthetic_and_fake_real_speech(tiny_sources, tmp_path)
             "--extra-corpora", f"espeak:1:1:{other_text}",
             "--real-en-dev-dir", str(real), "--psdata-dir", str(fake_psdata(tmp_path / "ps")),
             *common_args(tmp_path, tiny_config(tiny_sources, tmp_path / "tiny.yaml"))]
-    run_recipe("tts_en", *args)
+    run_recipe("tts_en/asr", *args)
     assert len(read_jsonl_gz(tmp_path / "data" / "tts_cuts_train.jsonl.gz")) == 4
     extra = read_jsonl_gz(tmp_path / "data" / "extra_s1" / "tts_cuts_train.jsonl.gz")  # a corpus of its own text
     assert [c["supervisions"][0]["text"] for c in extra] == ["The ball rolled down the hill."]
@@ -592,7 +610,7 @@ def test_tts_en_recipe_on_synthetic_and_fake_real_speech(tiny_sources, tmp_path)
     assert [len(read_jsonl_gz(f)) for f in sorted(features.glob("*/tts_fitaug/cuts.jsonl.gz"))] == [len(fit)]
     check_outputs(tmp_path / "exp", "tiny", ["real_en_dev", "pocketsphinx_test"],
                   {"real_en_dev": 2, "pocketsphinx_test": 4})
-    assert run_recipe("tts_en", *args).stdout.count("already done") == 5  # prepare, 2 train, 2 decode
+    assert run_recipe("tts_en/asr", *args).stdout.count("already done") == 5  # prepare, 2 train, 2 decode
     target = tmp_path / "packaged"
     subprocess.run([sys.executable, str(EGS / "tts_en" / "asr" / "local" / "package_model.py"),
                     "--exp-dir", str(tmp_path / "exp" / "tiny"), "--data-dir", str(tmp_path / "data"),
@@ -603,6 +621,14 @@ def test_tts_en_recipe_on_synthetic_and_fake_real_speech(tiny_sources, tmp_path)
     from xasr.model import XASRModel
 
     assert XASRModel.load(target).config.generation.search == "cif"
+    continued = tmp_path / "continued"  # a model trained on from the packaged one reports both runs
+    subprocess.run([sys.executable, str(EGS / "tts_en" / "asr" / "local" / "package_model.py"),
+                    "--exp-dir", str(tmp_path / "exp" / "tiny"), "--data-dir", str(tmp_path / "data"),
+                    "--train-set", "tts_fit", "--stage", f"align again={tmp_path / 'exp' / 'tiny' / 'align'}",
+                    "--base-card", str(target / "card.json"), "--target", str(continued)], check=True)
+    card = json.loads((continued / "card.json").read_text())
+    assert card["training_data"]["utterances"] == 3 * len(fit)
+    assert list(card["stages"]) == ["convert", "align", "align again"]
 
 
 def fake_librispeech(root: Path) -> Path:
@@ -624,7 +650,7 @@ def test_librispeech_recipe_without_feature_cache(tiny_sources, tmp_path):
     args = ["--librispeech-dir", str(fake_librispeech(tmp_path / "corpus")), "--download", "false",
             "--train-parts", "train-clean-100", "--test-parts", "test-clean", "--nj", "1", "--decode-opts", "",
             *common_args(tmp_path, tiny_config(tiny_sources, tmp_path / "tiny.yaml"))]
-    out = run_recipe("librispeech", *args).stdout
+    out = run_recipe("librispeech/asr", *args).stdout
     assert "Stage 1: skipped (--cache-features false)" in out
     assert len(read_jsonl_gz(tmp_path / "data" / "librispeech_cuts_train.jsonl.gz")) == 2
     results = check_outputs(tmp_path / "exp", "tiny", ["librispeech_test-clean"], {"librispeech_test-clean": 2})
@@ -648,7 +674,7 @@ def fake_aishell(root: Path) -> Path:
 def test_aishell_recipe_scores_characters(tiny_sources, tmp_path):
     args = ["--aishell-dir", str(fake_aishell(tmp_path / "corpus")), "--download", "false", "--decode-opts", "",
             *common_args(tmp_path, tiny_config(tiny_sources, tmp_path / "tiny.yaml"))]
-    run_recipe("aishell", *args)
+    run_recipe("aishell/asr", *args)
     check_outputs(tmp_path / "exp", "tiny", ["aishell_dev", "aishell_test"], {"aishell_dev": 1, "aishell_test": 1},
                   metric="CER")
 

@@ -16,7 +16,8 @@ from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, Supervis
 import xasr.train as train_module
 from tests.test_model import tiny_model
 from xasr.config import TrainConfig
-from xasr.train import train
+from xasr.model import XASRModel
+from xasr.train import export_checkpoint, train
 
 WORDS = ["zero", "one", "two", "three", "four"]
 
@@ -95,6 +96,22 @@ def test_resume_after_a_crash_repeats_the_same_losses(cuts, tmp_path, monkeypatc
     np.testing.assert_allclose(resumed, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_export_writes_the_latest_checkpoint_as_a_model(cuts, tmp_path):
+    trained = tiny_model()
+    train(trained, cuts, tmp_path / "run", config(num_epochs=1))
+    fresh = tiny_model(seed=1)  # as a new process builds it: other weights until the checkpoint's are in
+    assert export_checkpoint(fresh, tmp_path / "run", tmp_path / "exported") == {"stage": 1, "epoch": 1, "step": 4}
+    exported = XASRModel.load(tmp_path / "exported", encoder=fresh.encoder, llm=fresh.llm)
+    expected = trained.trainable_state_dict()
+    assert expected.keys() == exported.trainable_state_dict().keys()
+    for name, value in exported.trainable_state_dict().items():
+        assert torch.equal(value, expected[name]), name
+    with pytest.raises(FileNotFoundError, match="no checkpoint to export"):
+        export_checkpoint(fresh, tmp_path / "nothing", tmp_path / "x")
+    with pytest.raises(ValueError, match="parameter.* this model lacks"):
+        export_checkpoint(tiny_model("projector"), tmp_path / "run", tmp_path / "x")
+
+
 def test_stage_3_without_auxiliary_modality_is_a_clear_error(cuts, tmp_path):
     with pytest.raises(ValueError, match="no image or video adapter"):
         train(tiny_model(), cuts, tmp_path / "s3", config(stage=3))
@@ -108,7 +125,8 @@ sys.path.insert(0, sys.argv[1])
 from lhotse import CutSet
 from tests.test_model import tiny_model
 from tests.test_train import config
-from xasr.train import train
+from xasr.model import XASRModel
+from xasr.train import export_checkpoint, train
 torch.set_num_threads(1)
 for name, settings in json.loads(sys.argv[4]).items():  # one launch, several runs
     model = tiny_model(dropout=0.0)

