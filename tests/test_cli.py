@@ -36,6 +36,10 @@ def test_info_lists_versions_and_device():
                  if line.startswith("  ") and len(line.split()) > 1)
     assert lines["torch"] == version("torch")
     assert lines["espeak-ng"] == (shutil.which("espeak-ng") or "not found")
+    from xasr.nn import cpu_has_native_bf16
+
+    bf16 = next(line for line in result.output.splitlines() if "cpu bfloat16" in line)
+    assert ("not native" not in bf16) == cpu_has_native_bf16()
 
 
 def test_prepare_fsdd_writes_manifests(tmp_path):

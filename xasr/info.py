@@ -22,7 +22,11 @@ def _version(package: str) -> str:
 def _device() -> list[tuple[str, str]]:
     import torch
 
-    rows = [("cpu threads", str(torch.get_num_threads()))]
+    from xasr.nn import cpu_has_native_bf16
+
+    rows = [("cpu threads", str(torch.get_num_threads())),
+            ("cpu bfloat16", "native (dtype auto holds frozen weights in bf16)" if cpu_has_native_bf16()
+             else "not native (dtype auto keeps float32; bf16 would be emulated, far slower)")]
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             rows.append((f"cuda:{i}", torch.cuda.get_device_name(i)))
