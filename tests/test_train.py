@@ -125,8 +125,7 @@ sys.path.insert(0, sys.argv[1])
 from lhotse import CutSet
 from tests.test_model import tiny_model
 from tests.test_train import config
-from xasr.model import XASRModel
-from xasr.train import export_checkpoint, train
+from xasr.train import train
 torch.set_num_threads(1)
 for name, settings in json.loads(sys.argv[4]).items():  # one launch, several runs
     model = tiny_model(dropout=0.0)

@@ -303,6 +303,18 @@ def score_command(
             typer.echo(f"wrote {path}")
 
 
+def _starting_model(model_config, train_config, init_from: Optional[Path]):
+    """The model a training run starts from: `init_from`'s weights under this recipe's settings, or a new
+    one (the same seed gives the same initial weights, hence the same losses)."""
+    from xasr.model import XASRModel
+    from xasr.train import seed_everything
+
+    seed_everything(train_config.seed)
+    if init_from is not None:
+        return XASRModel.load(init_from, config=model_config)
+    return XASRModel.from_config(model_config)
+
+
 @app.command("train")
 def train_command(
     config: Path = typer.Argument(..., help="Recipe YAML with model:, train: and convert:/align:/integrate: "
@@ -326,7 +338,6 @@ def train_command(
 
     from xasr.config import load_config_file
     from xasr.data.dataset import cache_encoder_features
-    from xasr.model import XASRModel
     from xasr.train import train
 
     try:
@@ -336,16 +347,10 @@ def train_command(
             cuts["valid"] = CutSet.from_file(valid_cuts)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
-    from xasr.train import seed_everything
-
-    seed_everything(train_config.seed)  # the same seed gives the same initial weights, hence the same losses
-    if init_from is not None:  # the saved weights, under this recipe's training settings
-        try:
-            model = XASRModel.load(init_from, config=model_config)
-        except (FileNotFoundError, ValueError) as e:
-            _fail(str(e))
-    else:
-        model = XASRModel.from_config(model_config)
+    try:
+        model = _starting_model(model_config, train_config, init_from)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
     if feature_cache is not None:
         if not model.config.encoder.frozen:
             _fail("--feature-cache caches a frozen encoder's outputs, but this model trains its encoder; drop it")
@@ -367,14 +372,11 @@ def export_command(
 ) -> None:
     """Write a model folder from a stage's latest checkpoint, e.g. to decode a run that is still training."""
     from xasr.config import load_config_file
-    from xasr.model import XASRModel
-    from xasr.train import export_checkpoint, seed_everything
+    from xasr.train import export_checkpoint
 
     try:
         model_config, train_config = load_config_file(config, stage, override)
-        seed_everything(train_config.seed)
-        model = (XASRModel.load(init_from, config=model_config) if init_from is not None
-                 else XASRModel.from_config(model_config))
+        model = _starting_model(model_config, train_config, init_from)
         where = export_checkpoint(model, exp_dir, output_dir)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
