@@ -263,6 +263,34 @@ def test_prepare_pocketsphinx_writes_a_tsv_corpus(tmp_path):
     assert missing.returncode == 1 and "apt-get install pocketsphinx-testdata" in missing.stderr
 
 
+def test_whisper_decoder_layers_become_cformer_blocks_that_compute_the_same():
+    import importlib.util
+
+    import torch
+
+    transformers = pytest.importorskip("transformers")
+    from xasr.nn import TransformerBlock
+
+    spec = importlib.util.spec_from_file_location(
+        "whisper_decoder_init", EGS / "tts_en" / "asr" / "local" / "whisper_decoder_init.py")
+    whisper_decoder_init = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(whisper_decoder_init)
+    torch.manual_seed(0)
+    config = transformers.WhisperConfig(d_model=16, decoder_attention_heads=2, decoder_ffn_dim=32, decoder_layers=1,
+                                        encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32,
+                                        vocab_size=50, max_source_positions=20, max_target_positions=20)
+    layer = transformers.models.whisper.modeling_whisper.WhisperDecoderLayer(config, layer_idx=0).eval()
+    for p in layer.parameters():  # away from the default init (zero biases, unit norms) so every copy matters
+        torch.nn.init.normal_(p, std=0.2)
+    block = TransformerBlock(16, 2, 2, 0.0, context_dim=16).eval()
+    block.load_state_dict(whisper_decoder_init.decoder_layer_state(layer))
+    x, context = torch.randn(2, 5, 16), torch.randn(2, 9, 16)
+    with torch.no_grad():
+        ours = block(x, torch.ones(2, 5, dtype=torch.bool), context, torch.ones(2, 9, dtype=torch.bool))
+        theirs = layer(x, attention_mask=torch.zeros(2, 1, 5, 5), encoder_hidden_states=context)  # not causal
+    torch.testing.assert_close(ours, theirs[0] if isinstance(theirs, tuple) else theirs)
+
+
 def test_swap_encoder_fits_the_input_projection_that_maps_new_frames_onto_the_old_ones():
     import importlib.util
 

@@ -88,6 +88,9 @@ class CFormerConfig:
     dropout: float = 0.1
     frame_layers: int = 0  # transformer layers over the encoder frames before CIF (start as the identity)
     cross_attention: bool = False  # each layer after CIF also attends to the frames (starts as the identity)
+    # what that cross-attention reads: "frames" (after the input projection and frame layers) or "features"
+    # (the frozen encoder's own outputs, as Whisper's decoder reads them: its layers can start a C-Former)
+    cross_attention_context: str = "frames"
     cif_threshold: float = 1.0
     cif_kernel_size: int = 3
     cif_conv_groups: int = 1  # 1: full convolution in the CIF weight predictor; d_model: depthwise

@@ -55,6 +55,28 @@ def test_new_layers_start_as_the_identity_and_then_learn(growth):
     assert all(p.grad.abs().sum() > 0 for p in zero_at_init)
 
 
+def test_cross_attention_to_the_encoder_features_reads_them_not_the_frames():
+    cformer = tiny_cformer(cross_attention=True, cross_attention_context="features")
+    assert cformer.blocks[0].cross_attention.kv.in_features == 12  # the encoder's size, not d_model's
+    for block in cformer.blocks:  # let the cross-attention speak (it starts as the identity)
+        torch.nn.init.normal_(block.cross_attention.out.weight)
+    features, lengths = torch.randn(1, 30, 12), torch.tensor([30])
+    targets = torch.tensor([4])
+    with torch.no_grad():
+        reference = cformer(features, lengths, target_lengths=targets).embeddings
+        cformer.input_proj.weight.zero_()  # frames and CIF vectors become the bias alone
+        cformer.input_proj.bias.normal_()
+        blind = cformer(features, lengths, target_lengths=targets).embeddings
+        other = cformer(torch.randn(1, 30, 12), lengths, target_lengths=targets).embeddings
+    assert not torch.allclose(blind, reference)
+    assert not torch.allclose(blind, other)  # the features still reach the output, through the cross-attention
+
+
+def test_unknown_cross_attention_context_is_named():
+    with pytest.raises(ValueError, match="cross_attention_context 'encoder'"):
+        tiny_cformer(cross_attention=True, cross_attention_context="encoder")
+
+
 def test_sixty_seconds_of_frames_are_not_truncated():
     cformer = tiny_cformer()
     frames = 1500 * 2  # 60 s of Whisper frames

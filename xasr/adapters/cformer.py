@@ -38,8 +38,9 @@ class CFormer(nn.Module):
     The frame layers (`frame_layers`, often 0) let the frozen encoder's frames be re-read in context before
     CIF weighs and sums them. With `cross_attention` each layer after CIF also attends to those frames, as
     Paraformer's decoder does, so a vector whose integration window straddles two tokens can look again at
-    the frames it summed. Both start as the identity (zero-initialised residual outputs), so a trained
-    C-Former grows them without changing what it computes.
+    the frames it summed (or, with `cross_attention_context: features`, at the encoder's own outputs, which
+    lets the layers start from Whisper's decoder). Both start as the identity (zero-initialised residual
+    outputs), so a trained C-Former grows them without changing what it computes.
     """
 
     def __init__(self, config: CFormerConfig):
@@ -52,7 +53,12 @@ class CFormer(nn.Module):
                                  kernel_size=config.cif_kernel_size, conv_groups=config.cif_conv_groups,
                                  tail_threshold=config.cif_tail_threshold))
         self.dropout = nn.Dropout(config.dropout)
-        context_dim = config.d_model if config.cross_attention else None
+        if config.cross_attention_context not in ("frames", "features"):
+            raise ValueError(f"cformer.cross_attention_context '{config.cross_attention_context}': "
+                             "use frames or features")
+        context_dim = None
+        if config.cross_attention:
+            context_dim = config.d_model if config.cross_attention_context == "frames" else config.input_dim
         self.blocks = nn.ModuleList([TransformerBlock(config.d_model, config.n_heads, config.ff_mult, config.dropout,
                                                       context_dim=context_dim) for _ in range(config.n_layers)])
         identity_at_init = [(b.attention.out, b.mlp[-1]) for b in self.frame_blocks]
@@ -75,8 +81,11 @@ class CFormer(nn.Module):
         tokens, lengths = cif.tokens, cif.token_lengths
         x = self.dropout(tokens + sinusoids(tokens.shape[1], tokens.shape[2], tokens.device).to(tokens.dtype))
         key_mask = lengths_to_mask(lengths.clamp_min(1), x.shape[1])  # an empty row still attends somewhere
+        context = None
+        if self.config.cross_attention:
+            context = frames if self.config.cross_attention_context == "frames" else features.to(frames.dtype)
         for block in self.blocks if x.shape[1] else []:  # no token fired anywhere in the batch: nothing to mix
-            x = block(x, key_mask, frames if self.config.cross_attention else None, frame_mask)
+            x = block(x, key_mask, context, frame_mask)
         embeddings = self.output_proj(self.norm(x)) * self.config.llm_embedding_scale
         embeddings = embeddings * lengths_to_mask(lengths, x.shape[1])[..., None]
         return AdapterOutput(embeddings, lengths, cif)

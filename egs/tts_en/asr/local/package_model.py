@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Optional
 
 from lhotse import CutSet
 
@@ -63,9 +64,10 @@ def stage_summary(stage_dir: Path) -> dict:
     return summary
 
 
-def wer(decode_dir: Path, test_set: str) -> str:
-    """The set's error rate from the scorer's scores-SET-*.json ("-" when it was not scored)."""
-    scores = sorted((decode_dir / test_set).glob(f"scores-{test_set}-*.json"))
+def wer(decode_dir: Path, folder: str, test_set: Optional[str] = None) -> str:
+    """The set's error rate from the scorer's scores-SET-*.json in decode_dir/folder ("-" when it was not
+    scored); `test_set` defaults to the folder's name."""
+    scores = sorted((decode_dir / folder).glob(f"scores-{test_set or folder}-*.json"))
     return str(json.loads(scores[0].read_text())["error_rate"]) if scores else "-"
 
 
@@ -85,6 +87,8 @@ def main() -> None:
     parser.add_argument("--target", type=Path, help="where to write it (default xasr/pretrained/NAME)")
     parser.add_argument("--base-card", type=Path, help="card.json of the model this one continued training "
                         "(e.g. xasr/pretrained/default-en/card.json): its stages and training data are reported too")
+    parser.add_argument("--also-search", action="append", default=[], choices=SEARCHES,
+                        help="another search whose WER the card reports, read from EXP/decode/SET_SEARCH (repeatable)")
     parser.add_argument("--notice", help="a warning for users: leads the card's summary and MODEL_CARD.md")
     args = parser.parse_args()
 
@@ -110,7 +114,10 @@ def main() -> None:
         hours += data["hours"]
         engines.update(data["engines"])
         texts.update(data["texts"])
-    results = {s: wer(args.exp_dir / "decode", s) for s in args.test_sets.split()}
+    test_sets = args.test_sets.split()
+    results = {s: wer(args.exp_dir / "decode", s) for s in test_sets}
+    also = {search: {s: wer(args.exp_dir / "decode", f"{s}_{search}", s) for s in test_sets}
+            for search in args.also_search}
     revision = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True).stdout.strip()
     card = {
@@ -130,6 +137,10 @@ def main() -> None:
     config["generation"] = dataclasses.asdict(GenerationOptions(**config.get("generation", {})))
     search = config["generation"]["search"]
     card["search"] = search
+    if also:
+        card["results"] += f" (search {search}; " + "; ".join(
+            f"search {name}: " + ", ".join(f"{w}%" for w in by_set.values()) for name, by_set in also.items()) + ")"
+        card["results_by_search"] = {search: results, **also}
     card_md = [
         f"# xasr packaged model `{args.name}`", "",
         *([f"**{args.notice}**", ""] if args.notice else []),
@@ -161,8 +172,11 @@ def main() -> None:
         card_md.append(f"|{name}|{s['steps']}|{s['epochs']}|{s['first_loss']}|{s['last_loss']}|"
                        f"{s['utterances_per_second']}|{s.get('wall_seconds', '-')}|{s.get('valid_loss', '-')}|"
                        f"{s.get('valid_token_accuracy', '-')}|")
-    card_md += ["", f"## Results (`xasr decode`, search {search})", "", "|test set|WER %|", "|---|---|",
-                *(f"|{s}|{w}|" for s, w in results.items()), "",
+    searches = [search, *also]
+    by_search = {search: results, **also}
+    card_md += ["", "## Results (`xasr decode`, WER %)", "",
+                "|test set|" + "|".join(f"search {n}" for n in searches) + "|", "|---|" + "---|" * len(searches),
+                *(f"|{s}|" + "|".join(str(by_search[n][s]) for n in searches) + "|" for s in test_sets), "",
                 f"Recipe: `egs/tts_en/asr` (git {revision}); details in egs/tts_en/asr/RESULTS.md.", ""]
 
     if args.notice:
