@@ -117,7 +117,7 @@ def main() -> None:
     test_sets = args.test_sets.split()
     results = {s: wer(args.exp_dir / "decode", s) for s in test_sets}
     also = {search: {s: wer(args.exp_dir / "decode", f"{s}_{search}", s) for s in test_sets}
-            for search in args.also_search}
+            for search in args.also_search}  # the model's own search joins them once it is known
     revision = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True).stdout.strip()
     card = {
@@ -137,10 +137,11 @@ def main() -> None:
     config["generation"] = dataclasses.asdict(GenerationOptions(**config.get("generation", {})))
     search = config["generation"]["search"]
     card["search"] = search
+    by_search = {search: results, **also}
     if also:
         card["results"] += f" (search {search}; " + "; ".join(
             f"search {name}: " + ", ".join(f"{w}%" for w in by_set.values()) for name, by_set in also.items()) + ")"
-        card["results_by_search"] = {search: results, **also}
+        card["results_by_search"] = by_search
     card_md = [
         f"# xasr packaged model `{args.name}`", "",
         *([f"**{args.notice}**", ""] if args.notice else []),
@@ -172,8 +173,7 @@ def main() -> None:
         card_md.append(f"|{name}|{s['steps']}|{s['epochs']}|{s['first_loss']}|{s['last_loss']}|"
                        f"{s['utterances_per_second']}|{s.get('wall_seconds', '-')}|{s.get('valid_loss', '-')}|"
                        f"{s.get('valid_token_accuracy', '-')}|")
-    searches = [search, *also]
-    by_search = {search: results, **also}
+    searches = list(by_search)
     card_md += ["", "## Results (`xasr decode`, WER %)", "",
                 "|test set|" + "|".join(f"search {n}" for n in searches) + "|", "|---|" + "---|" * len(searches),
                 *(f"|{s}|" + "|".join(str(by_search[n][s]) for n in searches) + "|" for s in test_sets), "",

@@ -2,8 +2,8 @@
 """Start a C-Former whose layers after CIF are Whisper's decoder layers, trained on real speech.
 
     local/whisper_decoder_init.py --config conf/cformer.yaml --model ../../../xasr/pretrained/default-en \
-        --set cformer.n_layers=4 --set cformer.cross_attention=true \
-        --set cformer.cross_attention_context=features --output-dir EXP/whisper_init
+        --set model.cformer.n_layers=4 --set model.cformer.cross_attention=true \
+        --set model.cformer.cross_attention_context=features --output-dir EXP/whisper_init
 
 Whisper's decoder already knows how to read its encoder's frames into tokens; a C-Former trained on
 synthetic speech only has to learn that from TTS voices. Each of the C-Former's layers after CIF has
