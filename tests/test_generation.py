@@ -1,12 +1,17 @@
 """Generation: the KV-cached greedy and draft loops, budgets, loop and chat guards, the searches."""
 
+import dataclasses
+
 import pytest
 import torch
 
-from tests.test_model import tiny_batch, tiny_model
+from tests.test_model import tiny_batch, tiny_config, tiny_model
 from tests.tiny import tiny_llama, tiny_tokenizer
 from xasr.config import GenerationOptions
+from xasr.encoders import build_encoder
 from xasr.generation import fusion_generate, generate, head_top_k, greedy_generate, loop_start, trim_loop
+from xasr.llm import LLM
+from xasr.model import XASRModel
 
 
 # ---- generation ---------------------------------------------------------------------------------
@@ -338,3 +343,26 @@ def test_fusion_insertions_follow_their_penalty():
     free = fusion_generate(model, embeds, mask, candidates, None, lm_weight=0.3, token_bonus=2.0, num_beams=3,
                            insert_top_k=4, insert_penalty=-1e3)
     assert [len(ids) for ids, _ in free] == [2 * len(h) for h in heads]
+
+
+def test_cif_and_fusion_searches_read_the_spelling_score():
+    torch.manual_seed(0)
+    config = tiny_config(dropout=0.0)
+    config.cformer = dataclasses.replace(config.cformer, spelling_dim=8, spelling_buckets=64)
+    tokenizer = tiny_tokenizer()
+    model = XASRModel(config, build_encoder(config.encoder), LLM(tiny_llama(tokenizer), tokenizer, config.llm)).eval()
+    with torch.no_grad():
+        model.adapter.speller.query.weight.normal_(std=3.0)
+    batch = tiny_batch(seconds=(1.0, 0.6, 0.8), texts=("a", "b", "c"))
+    with torch.no_grad():
+        out = model.adapter(*model.encode(batch))
+        vectors = [out.embeddings[b, :n] for b, n in enumerate(out.lengths.tolist())]
+        spelled = [model.token_head(v).argmax(-1).tolist() for v in vectors]
+        unspelled = [model.llm.output_embeddings(v.to(model.llm.dtype)).argmax(-1).tolist() for v in vectors]
+    assert spelled != unspelled
+    cif = generate(model, batch, options=GenerationOptions(search="cif", collapse_repeats=False))
+    assert [r["token_ids"] for r in cif] == spelled
+    cif = generate(model, batch, options=GenerationOptions(search="cif"))
+    fused = generate(model, batch, num_beams=2,
+                     options=GenerationOptions(search="fusion", lm_weight=0.0, token_bonus=0.0))
+    assert [r["token_ids"] for r in fused] == [r["token_ids"] for r in cif]

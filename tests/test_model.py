@@ -115,6 +115,33 @@ def test_load_grows_new_layers_without_changing_outputs(tmp_path, growth):
         XASRModel.load(grown_path, config=shrunk, encoder=model.encoder, llm=model.llm)
 
 
+def test_load_grows_a_speller_that_starts_silent_and_then_shapes_the_token_head(tmp_path):
+    model = tiny_model(dropout=0.0, token_negatives=16).eval()
+    path = model.save_pretrained(tmp_path / "model")
+    spelled = dataclasses.replace(model.config.cformer, spelling_dim=8, spelling_buckets=128)
+    grown = XASRModel.load(path, config=dataclasses.replace(model.config, cformer=spelled),
+                           encoder=model.encoder, llm=model.llm)
+    assert grown.speller is not None and grown.speller.counts.shape[0] == model.llm.output_embeddings.weight.shape[0]
+    vectors = torch.randn(5, model.llm.hidden_size)
+    with torch.no_grad():
+        torch.testing.assert_close(grown.token_head(vectors), model.token_head(vectors))
+    grown.train()
+    losses = grown(tiny_batch(), stage=1)  # sampled softmax: the speller scores the candidates only
+    losses["loss"].backward()
+    assert grown.speller.query.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        grown.speller.query.weight.normal_()
+    grown.eval()
+    with torch.no_grad():
+        full = grown.token_head(vectors)
+        assert not torch.allclose(full, model.token_head(vectors))
+        ids = [3, 7, 40]
+        torch.testing.assert_close(grown.token_head_logits(vectors[1], ids), full[1, ids])
+    saved = XASRModel.load(grown.save_pretrained(tmp_path / "spelled"), encoder=model.encoder, llm=model.llm)
+    with torch.no_grad():
+        torch.testing.assert_close(saved.token_head(vectors), full)
+
+
 def test_a_model_saved_with_a_float32_whisper_loads_it_in_bfloat16(tmp_path):
     from tests.encoders.test_encoders import TINY_WHISPER
 

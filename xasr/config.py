@@ -95,6 +95,10 @@ class CFormerConfig:
     cif_kernel_size: int = 3
     cif_conv_groups: int = 1  # 1: full convolution in the CIF weight predictor; d_model: depthwise
     cif_tail_threshold: float = 0.5
+    # the token head's spelling score (xasr/adapters/speller.py): size of its vectors (0: none) and of
+    # the hashed character n-gram table; it starts at zero, so a trained C-Former grows one
+    spelling_dim: int = 0
+    spelling_buckets: int = 16384
     llm_hidden_size: int = 576  # set from the LLM by XASRModel
     llm_embedding_scale: float = 1.0  # factor the LLM's input-embedding module applies (set from the LLM)
 

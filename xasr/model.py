@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xasr.adapters import CFormer, FrameStackProjector, QFormer
+from xasr.adapters.speller import token_spellings
 from xasr.augment import mask_frames
 from xasr.config import XASRConfig
 from xasr.data.batch import Batch
@@ -72,6 +73,9 @@ class XASRModel(nn.Module):
             self.vision_adapter = QFormer(dataclasses.replace(
                 config.qformer, input_dim=self.vision_encoder.output_dim, llm_hidden_size=llm.hidden_size,
                 llm_embedding_scale=llm.embedding_scale, llm_token_norm=token_norm))
+        if getattr(self.adapter, "speller", None) is not None:
+            self.adapter.speller.set_vocabulary(
+                token_spellings(llm.tokenizer, llm.output_embeddings.weight.shape[0]))
         self.generation_stats: dict = {}  # LLM forward passes and tokens the LLM wrote, for benchmarks
         vocab_size = llm.output_embeddings.weight.shape[0]
         # CTC over LLM tokens from the encoder frames; the extra last class is the blank
@@ -199,28 +203,38 @@ class XASRModel(nn.Module):
         head = self.llm.output_embeddings
         weight, bias = head.weight, getattr(head, "bias", None)
         negatives = self.config.loss.token_negatives
+        candidates = None
         if self.training and 0 < negatives < weight.shape[0]:
             sampled = torch.randint(weight.shape[0], (negatives,), device=rows.device)
             candidates = torch.unique(torch.cat([labels, sampled]))  # sorted
             weight, bias = weight[candidates], None if bias is None else bias[candidates]
             labels = torch.searchsorted(candidates, labels)
         logits = F.linear(rows, weight, bias).float()
+        if self.speller is not None:
+            logits = logits + self.speller(rows, candidates)
         accuracy = (logits.detach().argmax(-1) == labels).float().mean()
         return F.cross_entropy(logits, labels), accuracy
 
     def token_head(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Float32 logits over the LLM's vocabulary of C-Former vectors [..., D], read through the LLM's
         output embedding (the stage-1 token head; its argmax is the CIF draft)."""
-        rows = (embeddings / self.llm.embedding_scale).to(self.llm.dtype)
-        return self.llm.output_embeddings(rows).float()
+        rows = embeddings / self.llm.embedding_scale
+        logits = self.llm.output_embeddings(rows.to(self.llm.dtype)).float()
+        return logits + self.speller(rows) if self.speller is not None else logits
 
     def token_head_logits(self, embedding: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
         """The token head's float32 logits of one C-Former vector [D] for the tokens `ids` only."""
         head = self.llm.output_embeddings
         index = torch.tensor(list(ids), device=head.weight.device)
         bias = getattr(head, "bias", None)
-        row = (embedding / self.llm.embedding_scale).to(self.llm.dtype)
-        return F.linear(row, head.weight[index], None if bias is None else bias[index]).float()
+        row = embedding / self.llm.embedding_scale
+        logits = F.linear(row.to(self.llm.dtype), head.weight[index], None if bias is None else bias[index]).float()
+        return logits + self.speller(row, index) if self.speller is not None else logits
+
+    @property
+    def speller(self) -> Optional[nn.Module]:
+        """The token head's spelling score (a C-Former with `spelling_dim`), or None."""
+        return getattr(self.adapter, "speller", None)
 
     def _ctc_loss(self, features, feature_lengths, targets):
         log_probs = self.ctc_head(features).log_softmax(-1).transpose(0, 1)
@@ -305,6 +319,9 @@ class XASRModel(nn.Module):
                 ours, theirs = (_get(config, name), _get(saved_config, name))
                 if name == "encoder":  # the dtype a frozen encoder runs in is a choice at load time
                     theirs = dataclasses.replace(theirs, dtype=ours.dtype)
+                if name == "cformer" and theirs.spelling_dim == 0:  # a speller starts at zero: the model grows one
+                    theirs = dataclasses.replace(theirs, spelling_dim=ours.spelling_dim,
+                                                 spelling_buckets=ours.spelling_buckets)
                 if name == "cformer":  # new frame layers and cross-attention start as the identity: the model grows
                     theirs = dataclasses.replace(
                         theirs, frame_layers=max(theirs.frame_layers, ours.frame_layers),
@@ -351,6 +368,8 @@ class XASRModel(nn.Module):
         grown = [f"frame_blocks.{i}." for i in range(saved_config.cformer.frame_layers, config.cformer.frame_layers)]
         if config.cformer.cross_attention and not saved_config.cformer.cross_attention:
             grown += [f"blocks.{i}.cross_attention" for i in range(config.cformer.n_layers)]
+        if config.cformer.spelling_dim > 0 and saved_config.cformer.spelling_dim == 0:
+            grown.append("speller.")
         for prefix, module in parts:
             try:
                 loaded = module.load_state_dict(

@@ -16,6 +16,7 @@ from typing import Optional
 from torch import Tensor, nn
 
 from xasr.adapters.cif import CIF, CIFOutput
+from xasr.adapters.speller import TokenSpeller
 from xasr.config import CFormerConfig, CIFConfig
 from xasr.encoders.base import lengths_to_mask
 from xasr.nn import TransformerBlock, sinusoids
@@ -40,7 +41,8 @@ class CFormer(nn.Module):
     Paraformer's decoder does, so a vector whose integration window straddles two tokens can look again at
     the frames it summed (or, with `cross_attention_context: features`, at the encoder's own outputs, which
     lets the layers start from Whisper's decoder). Both start as the identity (zero-initialised residual
-    outputs), so a trained C-Former grows them without changing what it computes.
+    outputs), so a trained C-Former grows them without changing what it computes. So does the speller
+    (`spelling_dim`), which adds a spelling score to the stage-1 token head.
     """
 
     def __init__(self, config: CFormerConfig):
@@ -69,6 +71,9 @@ class CFormer(nn.Module):
                 nn.init.zeros_(last.bias)
         self.norm = nn.LayerNorm(config.d_model)
         self.output_proj = nn.Linear(config.d_model, config.llm_hidden_size)
+        # read by the token head, not here: the model gives it the LLM's vocabulary (set_vocabulary)
+        self.speller = (TokenSpeller(config.llm_hidden_size, config.spelling_dim, config.spelling_buckets)
+                        if config.spelling_dim > 0 else None)
 
     def forward(self, features: Tensor, feature_lengths: Tensor,
                 target_lengths: Optional[Tensor] = None) -> AdapterOutput:
