@@ -16,6 +16,7 @@ alternative code paths, each reported against the first variant given:
     cache=float32            encoder outputs cached in float32 instead of float16
     negatives=N              stage-1 token loss over N sampled tokens (0: the whole vocabulary)
     cif_groups=N             groups of the CIF weight predictor's convolution (1: full, d_model: depthwise)
+    spelling=N               the token head's spelling score with N-dim vectors (cformer.spelling_dim; 0: none)
 
     python bench/train_throughput.py [--steps 20] [--stages 1 2] [--cuts CUTS] \
         [--variant before:dtype=float32,llm=full,adam=single,cache=float32 --variant after:dtype=bfloat16]
@@ -115,7 +116,7 @@ def time_training(model: XASRModel, batches: list[CutSet], config: TrainConfig,
 
 
 VARIANT_KEYS = {"dtype": ("float32", "bfloat16"), "llm": ("full",), "adam": ("single",), "cache": ("float32",),
-                "negatives": None, "cif_groups": None}  # None: any integer
+                "negatives": None, "cif_groups": None, "spelling": None}  # None: any integer
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -170,6 +171,8 @@ def main() -> None:
             config.loss = dataclasses.replace(config.loss, token_negatives=int(settings["negatives"]))
         if "cif_groups" in settings:
             config.cformer = dataclasses.replace(config.cformer, cif_conv_groups=int(settings["cif_groups"]))
+        if "spelling" in settings:
+            config.cformer = dataclasses.replace(config.cformer, spelling_dim=int(settings["spelling"]))
         torch.manual_seed(0)  # the same adapter initialisation in every variant
         model = XASRModel.from_config(config).to(device)
         if settings.get("llm") == "full":

@@ -401,3 +401,23 @@ def test_a_picture_language_model_stage_reads_no_speech():
     assert all(p.grad is not None for p in model.vision_adapter.parameters())
     none_shown = model(with_images(tiny_batch(), (False, False)), stage=3)
     assert float(none_shown["loss"]) == 0.0 and none_shown["loss"].requires_grad
+
+
+def test_alignment_losses_train_the_character_head_and_the_cif_weights(tmp_path):
+    model = tiny_model(dropout=0.0).eval()
+    path = model.save_pretrained(tmp_path / "model")
+    grown_config = dataclasses.replace(model.config, cformer=dataclasses.replace(model.config.cformer, char_ctc=True),
+                                       loss=LossConfig(char_ctc=0.5, cif_align=1.0))
+    grown = XASRModel.load(path, config=grown_config, encoder=model.encoder, llm=model.llm)
+    batch = tiny_batch(seconds=(2.0, 1.5), texts=("one two", "nine"))
+    with torch.no_grad():  # a grown character head changes no output
+        torch.testing.assert_close(model(batch, stage=1)["token"], grown(batch, stage=1)["token"])
+    grown.train()
+    losses = grown(batch, stage=1)
+    assert {"char_ctc", "cif_align"} <= set(losses) and float(losses["cif_align"]) > 0  # boundaries were found
+    assert torch.isclose(losses["loss"], sum(v for k, v in losses.items() if k not in ("loss", "token_accuracy")))
+    losses["loss"].backward()
+    assert grown.adapter.char_head.weight.grad.abs().sum() > 0
+    assert grown.adapter.cif.weight_proj.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="cformer.char_ctc"):
+        tiny_model(char_ctc=0.5)

@@ -99,6 +99,9 @@ class CFormerConfig:
     # the hashed character n-gram table; it starts at zero, so a trained C-Former grows one
     spelling_dim: int = 0
     spelling_buckets: int = 16384
+    # a character CTC head on the frames CIF integrates (xasr/adapters/alignment.py): its forced alignment
+    # tells CIF where tokens end (loss.char_ctc trains it, loss.cif_align uses it); a trained C-Former grows one
+    char_ctc: bool = False
     llm_hidden_size: int = 576  # set from the LLM by XASRModel
     llm_embedding_scale: float = 1.0  # factor the LLM's input-embedding module applies (set from the LLM)
 
@@ -188,6 +191,10 @@ class LossConfig:
     token: float = 1.0  # stage 1: each CIF vector predicts its token through the LLM's output embedding
     llm: float = 1.0  # stage 2/3: LLM cross-entropy on the transcript
     ctc: float = 0.0  # optional CTC over LLM tokens on the adapter input frames
+    char_ctc: float = 0.0  # CTC of the transcript's letters on the C-Former's frames (needs cformer.char_ctc)
+    # |cumulative CIF weight - k| at the boundaries between tokens found by forced-aligning the letters with
+    # that head: CIF learns where each token ends, not only how many there are (needs cformer.char_ctc)
+    cif_align: float = 0.0
     token_negatives: int = 0  # > 0: the token loss in training is a sampled softmax over this many other tokens
     align_token: float = 0.0  # stage 2/3: the stage-1 token loss as an auxiliary term (keeps the CIF draft usable)
     # stage 3: the transcript as plain text given `generation.fusion_prompt` and the picture's Q-Former

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xasr.adapters import CFormer, FrameStackProjector, QFormer
+from xasr.adapters.alignment import boundary_loss, character_ctc_loss, token_boundaries, token_character_classes
 from xasr.adapters.speller import token_spellings
 from xasr.augment import mask_frames
 from xasr.config import XASRConfig
@@ -73,11 +74,18 @@ class XASRModel(nn.Module):
             self.vision_adapter = QFormer(dataclasses.replace(
                 config.qformer, input_dim=self.vision_encoder.output_dim, llm_hidden_size=llm.hidden_size,
                 llm_embedding_scale=llm.embedding_scale, llm_token_norm=token_norm))
-        if getattr(self.adapter, "speller", None) is not None:
-            self.adapter.speller.set_vocabulary(
-                token_spellings(llm.tokenizer, llm.output_embeddings.weight.shape[0]))
-        self.generation_stats: dict = {}  # LLM forward passes and tokens the LLM wrote, for benchmarks
         vocab_size = llm.output_embeddings.weight.shape[0]
+        spellings = None
+        if getattr(self.adapter, "speller", None) is not None:
+            spellings = token_spellings(llm.tokenizer, vocab_size)
+            self.adapter.speller.set_vocabulary(spellings)
+        self.token_characters: Optional[list[list[int]]] = None  # CTC classes of each token (cformer.char_ctc)
+        if getattr(self.adapter, "char_head", None) is not None:
+            self.token_characters = token_character_classes(spellings or token_spellings(llm.tokenizer, vocab_size))
+        elif config.loss.char_ctc > 0 or config.loss.cif_align > 0:
+            raise ValueError("loss.char_ctc and loss.cif_align need the C-Former's character head: "
+                             "set cformer.char_ctc: true")
+        self.generation_stats: dict = {}  # LLM forward passes and tokens the LLM wrote, for benchmarks
         # CTC over LLM tokens from the encoder frames; the extra last class is the blank
         self.ctc_head = nn.Linear(encoder.output_dim, vocab_size + 1) if config.loss.ctc > 0 else None
 
@@ -170,6 +178,8 @@ class XASRModel(nn.Module):
         out = self.adapter(features, feature_lengths, target_lengths=target_lengths)
         if out.cif is not None and out.cif.quantity_loss is not None:
             losses["quantity"] = weights.quantity * out.cif.quantity_loss
+        if out.char_log_probs is not None and (weights.char_ctc > 0 or weights.cif_align > 0):
+            losses.update(self._alignment_losses(out, feature_lengths, targets))
         if stage == 1:
             if out.cif is None:
                 raise ValueError("stage 1 trains token-synchronous embeddings: it needs the C-Former adapter")
@@ -187,6 +197,21 @@ class XASRModel(nn.Module):
         losses["loss"] = sum(losses.values())
         if "token" in losses:  # a metric, not part of the loss
             losses["token_accuracy"] = accuracy
+        return losses
+
+    def _alignment_losses(self, out, feature_lengths: torch.Tensor, targets: list[list[int]]) -> dict:
+        """The character CTC loss, and the CIF boundary loss against that head's forced alignment."""
+        weights = self.config.loss
+        characters = [[self.token_characters[i] for i in t] for t in targets]
+        losses = {}
+        if weights.char_ctc > 0:
+            flat = [[c for token in chars for c in token] for chars in characters]
+            losses["char_ctc"] = weights.char_ctc * character_ctc_loss(out.char_log_probs, feature_lengths, flat)
+        if weights.cif_align > 0:
+            log_probs = out.char_log_probs.detach().cpu()
+            boundaries = [token_boundaries(log_probs[b], int(n), chars)
+                          for b, (n, chars) in enumerate(zip(feature_lengths.tolist(), characters))]
+            losses["cif_align"] = weights.cif_align * boundary_loss(out.cif.alphas, boundaries)
         return losses
 
     def _token_loss(self, embeddings: torch.Tensor, lengths: torch.Tensor, targets: list[list[int]]):
@@ -322,6 +347,8 @@ class XASRModel(nn.Module):
                 if name == "cformer" and theirs.spelling_dim == 0:  # a speller starts at zero: the model grows one
                     theirs = dataclasses.replace(theirs, spelling_dim=ours.spelling_dim,
                                                  spelling_buckets=ours.spelling_buckets)
+                if name == "cformer":  # ... and a character head, which no output reads
+                    theirs = dataclasses.replace(theirs, char_ctc=theirs.char_ctc or ours.char_ctc)
                 if name == "cformer":  # new frame layers and cross-attention start as the identity: the model grows
                     theirs = dataclasses.replace(
                         theirs, frame_layers=max(theirs.frame_layers, ours.frame_layers),
@@ -370,6 +397,8 @@ class XASRModel(nn.Module):
             grown += [f"blocks.{i}.cross_attention" for i in range(config.cformer.n_layers)]
         if config.cformer.spelling_dim > 0 and saved_config.cformer.spelling_dim == 0:
             grown.append("speller.")
+        if config.cformer.char_ctc and not saved_config.cformer.char_ctc:
+            grown.append("char_head.")
         for prefix, module in parts:
             try:
                 loaded = module.load_state_dict(

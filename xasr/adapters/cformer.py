@@ -15,6 +15,7 @@ from typing import Optional
 
 from torch import Tensor, nn
 
+from xasr.adapters.alignment import NUM_CLASSES
 from xasr.adapters.cif import CIF, CIFOutput
 from xasr.adapters.speller import TokenSpeller
 from xasr.config import CFormerConfig, CIFConfig
@@ -27,6 +28,7 @@ class AdapterOutput:
     embeddings: Tensor  # [B, N, llm_hidden_size], zero past lengths[b], already at the LLM's embedding scale
     lengths: Tensor  # [B]
     cif: Optional[CIFOutput] = None  # C-Former only
+    char_log_probs: Optional[Tensor] = None  # [B, T, classes]: the character CTC head on the frames (cformer.char_ctc)
 
 
 CFormerOutput = AdapterOutput
@@ -41,8 +43,9 @@ class CFormer(nn.Module):
     Paraformer's decoder does, so a vector whose integration window straddles two tokens can look again at
     the frames it summed (or, with `cross_attention_context: features`, at the encoder's own outputs, which
     lets the layers start from Whisper's decoder). Both start as the identity (zero-initialised residual
-    outputs), so a trained C-Former grows them without changing what it computes. So does the speller
-    (`spelling_dim`), which adds a spelling score to the stage-1 token head.
+    outputs), so a trained C-Former grows them without changing what it computes. So do the speller
+    (`spelling_dim`), a spelling score of the stage-1 token head, and the character CTC head (`char_ctc`),
+    whose forced alignment tells CIF where tokens end (xasr/adapters/alignment.py).
     """
 
     def __init__(self, config: CFormerConfig):
@@ -74,6 +77,7 @@ class CFormer(nn.Module):
         # read by the token head, not here: the model gives it the LLM's vocabulary (set_vocabulary)
         self.speller = (TokenSpeller(config.llm_hidden_size, config.spelling_dim, config.spelling_buckets)
                         if config.spelling_dim > 0 else None)
+        self.char_head = nn.Linear(config.d_model, NUM_CLASSES) if config.char_ctc else None
 
     def forward(self, features: Tensor, feature_lengths: Tensor,
                 target_lengths: Optional[Tensor] = None) -> AdapterOutput:
@@ -82,6 +86,9 @@ class CFormer(nn.Module):
         frame_mask = lengths_to_mask(feature_lengths.clamp_min(1), frames.shape[1])
         for block in self.frame_blocks:
             frames = block(frames, frame_mask)
+        char_log_probs = None
+        if self.char_head is not None and target_lengths is not None:  # a training signal only
+            char_log_probs = self.char_head(frames).float().log_softmax(-1)
         cif = self.cif(frames, feature_lengths, target_lengths)
         tokens, lengths = cif.tokens, cif.token_lengths
         x = self.dropout(tokens + sinusoids(tokens.shape[1], tokens.shape[2], tokens.device).to(tokens.dtype))
@@ -93,4 +100,4 @@ class CFormer(nn.Module):
             x = block(x, key_mask, context, frame_mask)
         embeddings = self.output_proj(self.norm(x)) * self.config.llm_embedding_scale
         embeddings = embeddings * lengths_to_mask(lengths, x.shape[1])[..., None]
-        return AdapterOutput(embeddings, lengths, cif)
+        return AdapterOutput(embeddings, lengths, cif, char_log_probs)
