@@ -150,7 +150,10 @@ def main() -> None:
         f"- encoder (frozen): `{config['encoder']['source']}` (real length, "
         f"{config['encoder']['min_seconds']:g} s minimum window)",
         f"- X2L interface (trained, this directory): C-Former d_model {config['cformer']['d_model']}, "
-        f"{config['cformer']['n_layers']} layers",
+        f"{config['cformer']['n_layers']} layers"
+        + (f", token head with a spelling score ({config['cformer']['spelling_dim']}-dim, "
+           f"{config['cformer']['spelling_buckets']} hashed character n-grams)"
+           if config['cformer'].get('spelling_dim') else ""),
         f"- LLM (frozen): `{config['llm']['source']}`, held in `{config['llm']['dtype']}`"
         + (f", with a trained LoRA (rank {config['llm']['lora_rank']} on "
            f"{', '.join(config['llm']['lora_target_modules'])}, this directory)"
