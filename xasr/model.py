@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xasr.adapters import CFormer, FrameStackProjector, QFormer
-from xasr.adapters.alignment import boundary_loss, character_ctc_loss, token_boundaries, token_character_classes
+from xasr.adapters.alignment import boundary_loss, character_classes, character_ctc_loss, token_boundaries
 from xasr.adapters.speller import token_spellings
 from xasr.augment import mask_frames
 from xasr.config import XASRConfig
@@ -81,7 +81,8 @@ class XASRModel(nn.Module):
             self.adapter.speller.set_vocabulary(spellings)
         self.token_characters: Optional[list[list[int]]] = None  # CTC classes of each token (cformer.char_ctc)
         if getattr(self.adapter, "char_head", None) is not None:
-            self.token_characters = token_character_classes(spellings or token_spellings(llm.tokenizer, vocab_size))
+            self.token_characters = [character_classes(text) for text in
+                                     spellings or token_spellings(llm.tokenizer, vocab_size)]
         elif config.loss.char_ctc > 0 or config.loss.cif_align > 0:
             raise ValueError("loss.char_ctc and loss.cif_align need the C-Former's character head: "
                              "set cformer.char_ctc: true")
@@ -222,39 +223,39 @@ class XASRModel(nn.Module):
         that many uniformly sampled others instead of the whole vocabulary (a sampled softmax; the
         accuracy is then among those candidates); evaluation always uses the whole vocabulary.
         """
-        rows = torch.cat([e[: len(t)] for e, t in zip(embeddings, targets)]) / self.llm.embedding_scale
-        rows = rows.to(self.llm.dtype)
+        rows = torch.cat([e[: len(t)] for e, t in zip(embeddings, targets)])
         labels = torch.tensor([i for t in targets for i in t], device=rows.device)
-        head = self.llm.output_embeddings
-        weight, bias = head.weight, getattr(head, "bias", None)
+        vocab_size = self.llm.output_embeddings.weight.shape[0]
         negatives = self.config.loss.token_negatives
         candidates = None
-        if self.training and 0 < negatives < weight.shape[0]:
-            sampled = torch.randint(weight.shape[0], (negatives,), device=rows.device)
+        if self.training and 0 < negatives < vocab_size:
+            sampled = torch.randint(vocab_size, (negatives,), device=rows.device)
             candidates = torch.unique(torch.cat([labels, sampled]))  # sorted
-            weight, bias = weight[candidates], None if bias is None else bias[candidates]
             labels = torch.searchsorted(candidates, labels)
-        logits = F.linear(rows, weight, bias).float()
-        if self.speller is not None:
-            logits = logits + self.speller(rows, candidates)
+        logits = self._head_logits(rows, candidates)
         accuracy = (logits.detach().argmax(-1) == labels).float().mean()
         return F.cross_entropy(logits, labels), accuracy
+
+    def _head_logits(self, embeddings: torch.Tensor, ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Float32 token-head logits of C-Former vectors [..., D] for every token, or for the tokens `ids`:
+        the vector (in the embedding table's space) read through the LLM's output embedding, plus the
+        speller's score where the C-Former has one."""
+        rows = embeddings / self.llm.embedding_scale
+        head = self.llm.output_embeddings
+        weight, bias = head.weight, getattr(head, "bias", None)
+        if ids is not None:
+            weight, bias = weight[ids], None if bias is None else bias[ids]
+        logits = F.linear(rows.to(self.llm.dtype), weight, bias).float()
+        return logits + self.speller(rows, ids) if self.speller is not None else logits
 
     def token_head(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Float32 logits over the LLM's vocabulary of C-Former vectors [..., D], read through the LLM's
         output embedding (the stage-1 token head; its argmax is the CIF draft)."""
-        rows = embeddings / self.llm.embedding_scale
-        logits = self.llm.output_embeddings(rows.to(self.llm.dtype)).float()
-        return logits + self.speller(rows) if self.speller is not None else logits
+        return self._head_logits(embeddings)
 
     def token_head_logits(self, embedding: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
         """The token head's float32 logits of one C-Former vector [D] for the tokens `ids` only."""
-        head = self.llm.output_embeddings
-        index = torch.tensor(list(ids), device=head.weight.device)
-        bias = getattr(head, "bias", None)
-        row = embedding / self.llm.embedding_scale
-        logits = F.linear(row.to(self.llm.dtype), head.weight[index], None if bias is None else bias[index]).float()
-        return logits + self.speller(row, index) if self.speller is not None else logits
+        return self._head_logits(embedding, torch.tensor(list(ids), device=self.llm.output_embeddings.weight.device))
 
     @property
     def speller(self) -> Optional[nn.Module]:
@@ -344,15 +345,14 @@ class XASRModel(nn.Module):
                 ours, theirs = (_get(config, name), _get(saved_config, name))
                 if name == "encoder":  # the dtype a frozen encoder runs in is a choice at load time
                     theirs = dataclasses.replace(theirs, dtype=ours.dtype)
-                if name == "cformer" and theirs.spelling_dim == 0:  # a speller starts at zero: the model grows one
-                    theirs = dataclasses.replace(theirs, spelling_dim=ours.spelling_dim,
-                                                 spelling_buckets=ours.spelling_buckets)
-                if name == "cformer":  # ... and a character head, which no output reads
-                    theirs = dataclasses.replace(theirs, char_ctc=theirs.char_ctc or ours.char_ctc)
-                if name == "cformer":  # new frame layers and cross-attention start as the identity: the model grows
+                if name == "cformer":  # parts that start as the identity or silent: the model grows them
                     theirs = dataclasses.replace(
                         theirs, frame_layers=max(theirs.frame_layers, ours.frame_layers),
-                        cross_attention=theirs.cross_attention or ours.cross_attention)
+                        cross_attention=theirs.cross_attention or ours.cross_attention,
+                        char_ctc=theirs.char_ctc or ours.char_ctc)
+                    if theirs.spelling_dim == 0:
+                        theirs = dataclasses.replace(theirs, spelling_dim=ours.spelling_dim,
+                                                     spelling_buckets=ours.spelling_buckets)
                 if ours != theirs:
                     raise ValueError(f"{directory} was saved with {name} = {theirs}, not {ours}: "
                                      "start a model of this configuration from scratch instead")

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import string
 import warnings
-from typing import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -42,11 +40,6 @@ def character_classes(text: str) -> list[int]:
         else:
             classes.append(PUNCTUATION if char in string.punctuation else OTHER)
     return classes or [OTHER]
-
-
-def token_character_classes(spellings: Sequence[str]) -> list[list[int]]:
-    """Per token id, its character classes (see `xasr.adapters.speller.token_spellings`)."""
-    return [character_classes(s) for s in spellings]
 
 
 def character_ctc_loss(log_probs: Tensor, lengths: Tensor, targets: list[list[int]]) -> Tensor:
