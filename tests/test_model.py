@@ -66,6 +66,16 @@ def test_projector_baseline_trains_in_stage_2_only():
         model(tiny_batch(), stage=1)
 
 
+def test_spoken_transcripts_are_the_targets_without_unsaid_punctuation():
+    written, spoken = tiny_model(), tiny_model()
+    spoken.config.llm.transcripts = "spoken"
+    text = "Nine, one-two."
+    assert written.transcript_ids([text]) == [written.llm.template.transcript_ids(text)]
+    assert spoken.transcript_ids([text]) == [written.llm.template.transcript_ids("Nine one two")]
+    with pytest.raises(ValueError, match="use 'written' or 'spoken'"):
+        LLMConfig(transcripts="lowercase")
+
+
 @pytest.mark.parametrize("adapter", ["cformer", "projector"])
 def test_generate_returns_text_per_item(adapter):
     model = tiny_model(adapter).eval()

@@ -5,6 +5,7 @@ from xasr.text import (
     ChineseTextNormalizer,
     EnglishTextNormalizer,
     IdentityNormalizer,
+    SpokenTextNormalizer,
     get_normalizer,
     is_chinese,
 )
@@ -76,12 +77,21 @@ def test_basic_and_identity():
     assert IdentityNormalizer()("Keep  It!") == "Keep  It!"
 
 
+def test_spoken_keeps_what_is_said_and_drops_unsaid_punctuation():
+    spoken = SpokenTextNormalizer()
+    assert spoken("nineteen sixty-three, merely to disarm her;") == "nineteen sixty three merely to disarm her"
+    assert spoken('He said: "don\u2019t" -- it\'s 3.5% of $1,000.') == "He said don't it's 3.5% of $1,000"
+    assert spoken("The Jones' house (old). Rock'n'roll!") == "The Jones house old Rock'n'roll"
+    assert spoken("...") == ""
+
+
 def test_get_normalizer():
     assert isinstance(get_normalizer("english"), EnglishTextNormalizer)
     assert isinstance(get_normalizer("chinese"), ChineseTextNormalizer)
     assert isinstance(get_normalizer("basic"), BasicTextNormalizer)
+    assert isinstance(get_normalizer("spoken"), SpokenTextNormalizer)
     assert isinstance(get_normalizer("none"), IdentityNormalizer)
-    with pytest.raises(ValueError, match="choose one of english, chinese, basic, none"):
+    with pytest.raises(ValueError, match="choose one of english, chinese, basic, spoken, none"):
         get_normalizer("french")
 
 

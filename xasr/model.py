@@ -26,6 +26,7 @@ from xasr.encoders import build_encoder
 from xasr.encoders.vision import VisionEncoder
 from xasr.io import short_error
 from xasr.llm import LLM, with_lora
+from xasr.text import SpokenTextNormalizer
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class XASRModel(nn.Module):
             self.vision_adapter = QFormer(dataclasses.replace(
                 config.qformer, input_dim=self.vision_encoder.output_dim, llm_hidden_size=llm.hidden_size,
                 llm_embedding_scale=llm.embedding_scale, llm_token_norm=token_norm))
+        self._spoken = SpokenTextNormalizer()
         vocab_size = llm.output_embeddings.weight.shape[0]
         spellings = None
         if getattr(self.adapter, "speller", None) is not None:
@@ -154,6 +156,9 @@ class XASRModel(nn.Module):
             return self.encoder(batch.waveforms, batch.waveform_lengths)
 
     def transcript_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """The LLM's token ids of each transcript in the form the model writes (`llm.transcripts`)."""
+        if self.config.llm.transcripts == "spoken":
+            texts = [self._spoken(text) for text in texts]
         return [self.llm.template.transcript_ids(text) for text in texts]
 
     # ---- training -----------------------------------------------------------------------------

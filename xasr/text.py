@@ -44,6 +44,22 @@ class ChineseTextNormalizer:
         return "".join(c for c in text if not c.isspace() and not _is_punctuation(c)).upper()
 
 
+_SPOKEN_SYMBOLS = set("%$&+@#\u00a3\u20ac")  # said aloud ("percent", "dollars", "and", ...)
+
+
+class SpokenTextNormalizer:
+    """Keeps what is said: case, words, numbers and symbols read aloud; drops the punctuation nobody
+    says. Apostrophes stay inside words ("don't", "John's"), a "." or "," inside a number stays ("3.5",
+    "1,000"), dashes and hyphens become spaces ("sixty-three" -> "sixty three")."""
+
+    def __call__(self, text: str) -> str:
+        text = text.replace("\u2019", "'")
+        text = re.sub(r"(?<=\d)\.(?=\d)", "\x00", re.sub(r"(?<=\d),(?=\d)", "\x02", text))
+        text = re.sub(r"(?<=[^\W\d_])'(?=[^\W\d_])", "\x01", text)
+        text = "".join(" " if _is_punctuation(c) and c not in _SPOKEN_SYMBOLS else c for c in text)
+        return " ".join(text.replace("\x00", ".").replace("\x02", ",").replace("\x01", "'").split())
+
+
 _FILLERS = {"hmm", "hm", "mm", "mmm", "mhm", "uh", "uhm", "um", "umm", "er", "erm"}
 
 # Applied in order on the lowercased text, while apostrophes are still there.
@@ -180,12 +196,13 @@ NORMALIZERS = {
     "english": EnglishTextNormalizer,
     "chinese": ChineseTextNormalizer,
     "basic": BasicTextNormalizer,
+    "spoken": SpokenTextNormalizer,
     "none": IdentityNormalizer,
 }
 
 
 def get_normalizer(name: str) -> Normalizer:
-    """The normaliser called `name`: one of english, chinese, basic, none."""
+    """The normaliser called `name`: one of english, chinese, basic, spoken, none."""
     if name not in NORMALIZERS:
         raise ValueError(f"unknown normalizer '{name}'; choose one of {', '.join(NORMALIZERS)}")
     return NORMALIZERS[name]()

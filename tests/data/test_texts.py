@@ -57,6 +57,34 @@ def test_collect_sentences_cleans_dedups_and_excludes(debian_text):
     assert sentences[0][0] == "wn-noun-02084071-0"
 
 
+def write_dictd(path, entries):
+    import gzip
+
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("00-database-short\n     English - German Dictionary\n")
+        for headword, translations in entries:
+            f.write(f"{headword}\n\n   {translations}\n")
+
+
+def test_dictionary_sentences_are_the_whole_english_sentences_of_both_directions(tmp_path, monkeypatch):
+    write_dictd(tmp_path / "english-german.dict.dz", [
+        ("demolition company", "Abbruchfirma {f}"),
+        ("I was freezing my feet off at the bus stop.", "Ich habe mir die Füße abgefroren."),
+        ("Is it true?", "Stimmt das?")])
+    write_dictd(tmp_path / "german-english.dict.dz", [
+        ("Abend", "evening; eve"),
+        ("Es regnet.", "It is raining hard today.; It rains a lot here!")])
+    monkeypatch.setattr(texts, "DICTIONARY_DIR", tmp_path)
+    assert [t for _, t in texts.dictionary_sentences()] == [
+        "I was freezing my feet off at the bus stop.", "Is it true?", "It is raining hard today.",
+        "It rains a lot here!"]
+    assert [t for _, t in collect_sentences(["dictionary"])] == [  # "Is it true?" has 3 words
+        "I was freezing my feet off at the bus stop.", "It is raining hard today.", "It rains a lot here!"]
+    monkeypatch.setattr(texts, "DICTIONARY_DIR", tmp_path / "none")
+    with pytest.raises(FileNotFoundError, match="dict-de-en"):
+        collect_sentences(["dictionary"])
+
+
 def test_collect_sentences_names_a_missing_source(tmp_path, monkeypatch):
     monkeypatch.setattr(texts, "WORDNET_DIR", tmp_path / "none")
     with pytest.raises(FileNotFoundError, match="wordnet-base"):

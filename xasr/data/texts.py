@@ -6,7 +6,9 @@ Sources (installed by the tts_en recipe's stage 0):
   free use and redistribution), e.g. "the ball rolled down the hill": modern everyday English
   over a wide vocabulary;
 - `fortunes`: the BSD fortune cookie files (`fortunes`, `fortunes-min`): quotations, jokes and
-  proverbs, split into sentences, attributions dropped.
+  proverbs, split into sentences, attributions dropped;
+- `dictionary`: the English example sentences of the Ding German-English dictionary (`dict-de-en`,
+  GPL-2+), e.g. "I was freezing my feet off at the bus stop.": modern, everyday, often spoken English.
 
 Only sentences a TTS voice reads as written are kept (letters and plain punctuation, no digits,
 `min_words`..`max_words` words), each once, and none whose normalised words equal a sentence of an
@@ -24,8 +26,9 @@ from xasr.io import write_atomic
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
-SOURCES = ("wordnet", "fortunes")
-APT_PACKAGES = {"wordnet": "wordnet-base", "fortunes": "fortunes fortunes-min"}
+DICTIONARY_DIR = Path("/usr/share/dictd")
+SOURCES = ("wordnet", "fortunes", "dictionary")
+APT_PACKAGES = {"wordnet": "wordnet-base", "fortunes": "fortunes fortunes-min", "dictionary": "dict-de-en"}
 
 _READABLE = re.compile(r"[A-Za-z][A-Za-z ,.;:!?'\"-]*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"']?\s+(?=[\"']?[A-Z])")
@@ -64,6 +67,28 @@ def fortune_sentences(fortunes_dir: Optional[Path] = None) -> Iterator[tuple[str
             lines = [line for line in lines if line and not line.startswith(("--", "- "))]
             for k, sentence in enumerate(split_sentences(" ".join(lines))):
                 yield f"fortune-{path.name}-{n}-{k}", sentence
+
+
+def dictionary_sentences(dictionary_dir: Optional[Path] = None) -> Iterator[tuple[str, str]]:
+    """`(id, sentence)` for every English entry of the Ding dictionary that is a whole sentence (a
+    capital first, . ! or ? last): the English headwords of english-german and the English
+    translations (`;`-separated, indented) of german-english, in dictd's gzip format."""
+    import gzip
+
+    dictionary_dir = dictionary_dir or DICTIONARY_DIR
+    for part, indented in (("english-german", False), ("german-english", True)):
+        path = dictionary_dir / f"{part}.dict.dz"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not found; install the Ding dictionary "
+                                    f"(apt-get install {APT_PACKAGES['dictionary']})")
+        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f):
+                if line[:1].isspace() != indented:
+                    continue
+                for k, text in enumerate(line.split(";") if indented else [line]):
+                    text = text.strip()
+                    if text[:1].isupper() and text.endswith((".", "!", "?")):
+                        yield f"ding-{part}-{n}-{k}", text
 
 
 def split_sentences(text: str) -> list[str]:
@@ -113,7 +138,7 @@ def read_excluded(paths: Iterable[Path]) -> set[str]:
 def collect_sentences(sources: Sequence[str], exclude: Iterable[Path] = (), min_words: int = 4,
                       max_words: int = 30) -> list[tuple[str, str]]:
     """Cleaned, de-duplicated `(id, sentence)` of `sources` (names in SOURCES), none of `exclude`."""
-    readers = {"wordnet": wordnet_examples, "fortunes": fortune_sentences}
+    readers = {"wordnet": wordnet_examples, "fortunes": fortune_sentences, "dictionary": dictionary_sentences}
     unknown = [s for s in sources if s not in readers]
     if unknown:
         raise ValueError(f"unknown text source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")

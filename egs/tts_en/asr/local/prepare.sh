@@ -14,7 +14,8 @@ num_utts=10000                          # synthetic training utterances
 tts_engines="piper espeak flite festival"  # TTS engines
 tts_seed=0                              # seed of the synthesis plan
 extra_corpora=""                        # more corpora, space separated ENGINES:COUNT:SEED[:TEXT] (engines comma separated), e.g. "espeak,flite:3000:1";
-                                        # TEXT: a sentences file, or "debian" for DATA_DIR/text/debian_sentences.tsv (built here); default --text
+                                        # TEXT: a sentences file, "debian" (WordNet examples + fortunes) or "dictionary" (the Ding
+                                        # dictionary's example sentences), built here as DATA_DIR/text/TEXT_sentences.tsv; default --text
 valid_percent=2                         # sentences held out for validation
 aug_copies=1                            # augmented copies of each training cut (0: none)
 aug_fraction=1.0                        # ... of this random fraction of the training cuts
@@ -57,13 +58,18 @@ for spec in ${extra_corpora}; do
   IFS=: read -r engines count seed corpus_text <<< "${spec}"
   [ -n "${seed}" ] && [ "${seed}" != "${tts_seed}" ] || die "--extra-corpora ${spec}: give each corpus its own seed (ENGINES:COUNT:SEED)"
   corpus_text=${corpus_text:-${text}}
-  if [ "${corpus_text}" = debian ]; then
-    corpus_text=${data_dir}/text/debian_sentences.tsv
+  case ${corpus_text} in
+    debian) sources="wordnet fortunes" ;;
+    dictionary) sources="dictionary" ;;
+    *) sources="" ;;
+  esac
+  if [ -n "${sources}" ]; then
+    corpus_text=${data_dir}/text/${corpus_text}_sentences.tsv
     if [ ! -f "${corpus_text}" ]; then
-      log "collecting sentences from WordNet's examples and the fortune files (test references excluded)"
+      log "collecting sentences from ${sources} (test references excluded)"
       exclude_args=(--exclude "${real_en_dev_dir}/transcripts.tsv")
       [ -f "${data_dir}/pocketsphinx/transcripts.tsv" ] && exclude_args+=(--exclude "${data_dir}/pocketsphinx/transcripts.tsv")
-      xasr prepare text "${corpus_text}" --source wordnet --source fortunes "${exclude_args[@]}"
+      xasr prepare text "${corpus_text}" $(printf -- '--source %s ' ${sources}) "${exclude_args[@]}"
     fi
   fi
   engine_args=()
