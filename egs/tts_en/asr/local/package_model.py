@@ -32,7 +32,8 @@ REPO = Path(__file__).resolve().parents[4]
 
 
 TEXT_SOURCES = {"ljspeech": "public-domain LJSpeech sentences (chapters LJ001 and LJ002 removed)",
-                "wordnet": "WordNet usage examples", "fortunes": "fortune-file sentences"}
+                "wordnet": "WordNet usage examples", "fortunes": "fortune-file sentences",
+                "dictionary": "example sentences of the Ding dictionary (dict-de-en)"}
 
 
 def text_source(sentence_id: str) -> str:
@@ -41,6 +42,8 @@ def text_source(sentence_id: str) -> str:
         return "wordnet"
     if sentence_id.startswith("fortune-"):
         return "fortunes"
+    if sentence_id.startswith("ding-"):
+        return "dictionary"
     return "ljspeech" if sentence_id.startswith("LJ") else "other"
 
 
