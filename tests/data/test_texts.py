@@ -85,6 +85,30 @@ def test_dictionary_sentences_are_the_whole_english_sentences_of_both_directions
         collect_sentences(["dictionary"])
 
 
+def test_game_sentences_keep_dialogue_whose_words_are_all_in_the_word_list(tmp_path, monkeypatch):
+    dialogs = tmp_path / "freedroid" / "storyline" / "act1" / "dialogs"
+    dialogs.mkdir(parents=True)
+    (dialogs / "Tania.lua").write_text('Npc:says(_"What can I help you with? Ask Zorblax.")\n'
+                                       'play_sound("effects/Menu_Item_Selected_Sound_1.ogg")\n'
+                                       'Tux:says(_"I\'ll be going then.", "NO_WAIT")\n')
+    sky = tmp_path / "sky" / "missions"
+    sky.mkdir(parents=True)
+    (sky / "intro.txt").write_text('conversation\n\t`You sign your name one final time. The Quarg avoid conflict.`\n'
+                                   '\tscene "scene/bank"\n\t`Welcome aboard the <ship>.`\n')
+    word_list = tmp_path / "words"
+    word_list.write_text("\n".join(["a", "ask", "be", "can", "final", "going", "help", "I'll", "I", "name", "one",
+                                    "sign", "then", "the", "time", "what", "with", "you", "your", "conflict",
+                                    "avoid", "welcome", "aboard", "ship"]))
+    monkeypatch.setattr(texts, "FREEDROID_DIR", tmp_path / "freedroid")
+    monkeypatch.setattr(texts, "ENDLESS_SKY_DIR", tmp_path / "sky")
+    monkeypatch.setattr(texts, "WORD_LIST", word_list)
+    assert [t for _, t in texts.game_sentences()] == [  # invented names and placeholders are left out
+        "What can I help you with?", "I'll be going then.", "You sign your name one final time."]
+    monkeypatch.setattr(texts, "WORD_LIST", tmp_path / "none")
+    with pytest.raises(FileNotFoundError, match="wamerican"):
+        collect_sentences(["games"])
+
+
 def test_collect_sentences_names_a_missing_source(tmp_path, monkeypatch):
     monkeypatch.setattr(texts, "WORDNET_DIR", tmp_path / "none")
     with pytest.raises(FileNotFoundError, match="wordnet-base"):

@@ -8,7 +8,11 @@ Sources (installed by the tts_en recipe's stage 0):
 - `fortunes`: the BSD fortune cookie files (`fortunes`, `fortunes-min`): quotations, jokes and
   proverbs, split into sentences, attributions dropped;
 - `dictionary`: the English example sentences of the Ding German-English dictionary (`dict-de-en`,
-  GPL-2+), e.g. "I was freezing my feet off at the bus stop.": modern, everyday, often spoken English.
+  GPL-2+), e.g. "I was freezing my feet off at the bus stop.": modern, everyday, often spoken English;
+- `games`: the dialogue and story text of two free games, FreedroidRPG (`freedroidrpg-data`, GPL-2+)
+  and Endless Sky (`endless-sky-data`, GPL-3+), e.g. "What can I help you with?": modern conversation
+  and narration. Only sentences whose every word is in the system word list (`wamerican`) are kept,
+  which drops the games' invented names.
 
 Only sentences a TTS voice reads as written are kept (letters and plain punctuation, no digits,
 `min_words`..`max_words` words), each once, and none whose normalised words equal a sentence of an
@@ -27,8 +31,12 @@ from xasr.io import write_atomic
 WORDNET_DIR = Path("/usr/share/wordnet")
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 DICTIONARY_DIR = Path("/usr/share/dictd")
-SOURCES = ("wordnet", "fortunes", "dictionary")
-APT_PACKAGES = {"wordnet": "wordnet-base", "fortunes": "fortunes fortunes-min", "dictionary": "dict-de-en"}
+FREEDROID_DIR = Path("/usr/share/freedroidrpg/data")
+ENDLESS_SKY_DIR = Path("/usr/share/games/endless-sky/data")
+WORD_LIST = Path("/usr/share/dict/words")
+SOURCES = ("wordnet", "fortunes", "dictionary", "games")
+APT_PACKAGES = {"wordnet": "wordnet-base", "fortunes": "fortunes fortunes-min", "dictionary": "dict-de-en",
+                "games": "freedroidrpg-data endless-sky-data wamerican"}
 
 _READABLE = re.compile(r"[A-Za-z][A-Za-z ,.;:!?'\"-]*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"']?\s+(?=[\"']?[A-Z])")
@@ -91,6 +99,31 @@ def dictionary_sentences(dictionary_dir: Optional[Path] = None) -> Iterator[tupl
                         yield f"ding-{part}-{n}-{k}", text
 
 
+def game_sentences(freedroid_dir: Optional[Path] = None, endless_sky_dir: Optional[Path] = None,
+                   word_list: Optional[Path] = None) -> Iterator[tuple[str, str]]:
+    """`(id, sentence)` from FreedroidRPG's dialogues (its translatable `_"..."` strings) and Endless Sky's
+    conversations and descriptions (its backtick strings), split into sentences; a sentence with a word
+    that is not in `word_list` (an invented name, a placeholder) is left out."""
+    freedroid_dir, endless_sky_dir = freedroid_dir or FREEDROID_DIR, endless_sky_dir or ENDLESS_SKY_DIR
+    word_list = word_list or WORD_LIST
+    for path in (freedroid_dir, endless_sky_dir, word_list):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: not found; install the games' data and the word list "
+                                    f"(apt-get install {APT_PACKAGES['games']})")
+    words = set(word_list.read_text(encoding="utf-8", errors="replace").lower().split())
+    sources = [("freedroid", sorted(freedroid_dir.glob("**/dialogs/*.lua")), re.compile(r'_"((?:[^"\\\n]|\\.)*)"')),
+               ("endless", sorted(endless_sky_dir.glob("**/*.txt")), re.compile(r"`([^`]*)`"))]
+    for game, paths, strings in sources:
+        for path in paths:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for n, match in enumerate(strings.finditer(text)):
+                raw = match.group(1).replace('\\"', '"').replace("\\n", " ")
+                for k, sentence in enumerate(split_sentences(raw)):
+                    tokens = re.findall(r"[A-Za-z]+(?:'[A-Za-z]+)?", sentence)
+                    if tokens and "<" not in sentence and all(t.lower() in words for t in tokens):
+                        yield f"game-{game}-{path.stem.replace(' ', '_')}-{n}-{k}", sentence
+
+
 def split_sentences(text: str) -> list[str]:
     """Split at . ! ? followed by a capital, except after a few abbreviations (Mr., Dr., e.g.)."""
     sentences, current = [], ""
@@ -138,7 +171,8 @@ def read_excluded(paths: Iterable[Path]) -> set[str]:
 def collect_sentences(sources: Sequence[str], exclude: Iterable[Path] = (), min_words: int = 4,
                       max_words: int = 30) -> list[tuple[str, str]]:
     """Cleaned, de-duplicated `(id, sentence)` of `sources` (names in SOURCES), none of `exclude`."""
-    readers = {"wordnet": wordnet_examples, "fortunes": fortune_sentences, "dictionary": dictionary_sentences}
+    readers = {"wordnet": wordnet_examples, "fortunes": fortune_sentences, "dictionary": dictionary_sentences,
+               "games": game_sentences}
     unknown = [s for s in sources if s not in readers]
     if unknown:
         raise ValueError(f"unknown text source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")

@@ -20,8 +20,8 @@ num_utts=10000                          # synthetic training utterances (tens of
 tts_engines="piper espeak flite festival"  # TTS engines, space separated
 tts_seed=0                              # seed for the sentence order and the voice/rate/pitch choices
 extra_corpora=""                        # more corpora, space separated ENGINES:COUNT:SEED[:TEXT], e.g. "espeak,flite:3000:1";
-                                        # TEXT: a sentences file, "debian" (WordNet examples + fortunes) or "dictionary"
-                                        # (the Ding dictionary's example sentences); default: --text
+                                        # TEXT: a sentences file, "debian" (WordNet examples + fortunes), "dictionary"
+                                        # (the Ding dictionary's example sentences) or "games" (game dialogue); default: --text
 valid_percent=2                         # sentences held out of training for a validation loss and token accuracy
 aug_copies=1                            # augmented copies of each training cut (speed, reverberation, noise, telephone, codecs)
 aug_fraction=1.0                        # ... of this random fraction of the training cuts
@@ -47,6 +47,7 @@ for engine in ${tts_engines} $(for spec in ${extra_corpora}; do echo "${spec%%:*
 done
 case " ${extra_corpora} " in *:debian\ *) apt_packages+=" wordnet-base fortunes fortunes-min" ;; esac
 case " ${extra_corpora} " in *:dictionary\ *) apt_packages+=" dict-de-en" ;; esac
+case " ${extra_corpora} " in *:games\ *) apt_packages+=" freedroidrpg-data endless-sky-data wamerican" ;; esac
 exec ../../../recipes/asr.sh \
   --corpus tts_en \
   --apt-packages "${apt_packages}" \
