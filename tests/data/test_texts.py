@@ -104,6 +104,11 @@ def test_game_sentences_keep_dialogue_whose_words_are_all_in_the_word_list(tmp_p
     monkeypatch.setattr(texts, "WORD_LIST", word_list)
     assert [t for _, t in texts.game_sentences()] == [  # invented names and placeholders are left out
         "What can I help you with?", "I'll be going then.", "You sign your name one final time."]
+    act2 = tmp_path / "freedroid" / "storyline" / "act2" / "dialogs"
+    act2.mkdir(parents=True)
+    (act2 / "Tania.lua").write_text('Npc:says(_"What can I help you with?")\n')  # the same name in another act
+    ids = [i for i, _ in texts.game_sentences()]
+    assert len(set(ids)) == len(ids) == 4
     monkeypatch.setattr(texts, "WORD_LIST", tmp_path / "none")
     with pytest.raises(FileNotFoundError, match="wamerican"):
         collect_sentences(["games"])

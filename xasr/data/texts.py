@@ -111,17 +111,18 @@ def game_sentences(freedroid_dir: Optional[Path] = None, endless_sky_dir: Option
             raise FileNotFoundError(f"{path}: not found; install the games' data and the word list "
                                     f"(apt-get install {APT_PACKAGES['games']})")
     words = set(word_list.read_text(encoding="utf-8", errors="replace").lower().split())
-    sources = [("freedroid", sorted(freedroid_dir.glob("**/dialogs/*.lua")), re.compile(r'_"((?:[^"\\\n]|\\.)*)"')),
-               ("endless", sorted(endless_sky_dir.glob("**/*.txt")), re.compile(r"`([^`]*)`"))]
-    for game, paths, strings in sources:
-        for path in paths:
+    sources = [("freedroid", freedroid_dir, "**/dialogs/*.lua", re.compile(r'_"((?:[^"\\\n]|\\.)*)"')),
+               ("endless", endless_sky_dir, "**/*.txt", re.compile(r"`([^`]*)`"))]
+    for game, root, pattern, strings in sources:
+        for path in sorted(root.glob(pattern)):
+            name = "-".join(path.relative_to(root).with_suffix("").parts).replace(" ", "_")
             text = path.read_text(encoding="utf-8", errors="replace")
             for n, match in enumerate(strings.finditer(text)):
                 raw = match.group(1).replace('\\"', '"').replace("\\n", " ")
                 for k, sentence in enumerate(split_sentences(raw)):
                     tokens = re.findall(r"[A-Za-z]+(?:'[A-Za-z]+)?", sentence)
                     if tokens and "<" not in sentence and all(t.lower() in words for t in tokens):
-                        yield f"game-{game}-{path.stem.replace(' ', '_')}-{n}-{k}", sentence
+                        yield f"game-{game}-{name}-{n}-{k}", sentence
 
 
 def split_sentences(text: str) -> list[str]:
