@@ -152,13 +152,13 @@ class LLMConfig:
     # the transcripts the model learns to write: "written" (as the references are) or "spoken"
     # (xasr.text.SpokenTextNormalizer: the punctuation nobody says dropped, so every CIF token is heard)
     transcripts: str = "written"
+    # weights of the frozen LLM: "float32", "bfloat16", or "auto" (bfloat16 where the hardware runs
+    # it natively: CUDA with bf16, or a CPU with AVX512-BF16 / AMX; float32 elsewhere)
+    dtype: str = "float32"
 
     def __post_init__(self):
         if self.transcripts not in ("written", "spoken"):
             raise ValueError(f"llm.transcripts '{self.transcripts}': use 'written' or 'spoken'")
-    # weights of the frozen LLM: "float32", "bfloat16", or "auto" (bfloat16 where the hardware runs
-    # it natively: CUDA with bf16, or a CPU with AVX512-BF16 / AMX; float32 elsewhere)
-    dtype: str = "float32"
 
 
 # ---- augmentation --------------------------------------------------------------------------------

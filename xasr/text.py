@@ -45,6 +45,7 @@ class ChineseTextNormalizer:
 
 
 _SPOKEN_SYMBOLS = set("%$&+@#\u00a3\u20ac")  # said aloud ("percent", "dollars", "and", ...)
+_SPOKEN_MARKS = re.compile(r"(?<=\d)[.,](?=\d)|(?<=[^\W\d_])'(?=[^\W\d_])")  # "3.5", "1,000", "don't"
 
 
 class SpokenTextNormalizer:
@@ -54,10 +55,9 @@ class SpokenTextNormalizer:
 
     def __call__(self, text: str) -> str:
         text = text.replace("\u2019", "'")
-        text = re.sub(r"(?<=\d)\.(?=\d)", "\x00", re.sub(r"(?<=\d),(?=\d)", "\x02", text))
-        text = re.sub(r"(?<=[^\W\d_])'(?=[^\W\d_])", "\x01", text)
-        text = "".join(" " if _is_punctuation(c) and c not in _SPOKEN_SYMBOLS else c for c in text)
-        return " ".join(text.replace("\x00", ".").replace("\x02", ",").replace("\x01", "'").split())
+        kept = {m.start() for m in _SPOKEN_MARKS.finditer(text)}
+        return " ".join("".join(" " if i not in kept and _is_punctuation(c) and c not in _SPOKEN_SYMBOLS else c
+                                for i, c in enumerate(text)).split())
 
 
 _FILLERS = {"hmm", "hm", "mm", "mmm", "mhm", "uh", "uhm", "um", "umm", "er", "erm"}

@@ -21,6 +21,7 @@ Only sentences a TTS voice reads as written are kept (letters and plain punctuat
 
 from __future__ import annotations
 
+import gzip
 import re
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
@@ -81,8 +82,6 @@ def dictionary_sentences(dictionary_dir: Optional[Path] = None) -> Iterator[tupl
     """`(id, sentence)` for every English entry of the Ding dictionary that is a whole sentence (a
     capital first, . ! or ? last): the English headwords of english-german and the English
     translations (`;`-separated, indented) of german-english, in dictd's gzip format."""
-    import gzip
-
     dictionary_dir = dictionary_dir or DICTIONARY_DIR
     for part, indented in (("english-german", False), ("german-english", True)):
         path = dictionary_dir / f"{part}.dict.dz"

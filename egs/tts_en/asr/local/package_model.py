@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[4]
 
 TEXT_SOURCES = {"ljspeech": "public-domain LJSpeech sentences (chapters LJ001 and LJ002 removed)",
                 "wordnet": "WordNet usage examples", "fortunes": "fortune-file sentences",
-                "dictionary": "example sentences of the Ding dictionary (dict-de-en)"}
+                "dictionary": "example sentences of the Ding dictionary (dict-de-en)",
+                "games": "FreedroidRPG and Endless Sky dialogue"}
 
 
 def text_source(sentence_id: str) -> str:
@@ -44,6 +45,8 @@ def text_source(sentence_id: str) -> str:
         return "fortunes"
     if sentence_id.startswith("ding-"):
         return "dictionary"
+    if sentence_id.startswith("game-"):
+        return "games"
     return "ljspeech" if sentence_id.startswith("LJ") else "other"
 
 
