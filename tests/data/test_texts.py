@@ -1,3 +1,5 @@
+import bz2
+
 import pytest
 from typer.testing import CliRunner
 
@@ -45,6 +47,9 @@ def test_clean_sentence_keeps_only_what_a_voice_reads_as_written():
     assert clean_sentence("too short here") is None
     assert clean_sentence("see http://example.org/page for more") is None
     assert clean_sentence(" ".join(["word"] * 31)) is None
+    assert clean_sentence('"Do you accept the job?"') == "Do you accept the job?"  # a quoted line
+    assert clean_sentence('He said "go home now.') == "He said go home now."  # half a quotation
+    assert clean_sentence('He said "go home" and left.') == 'He said "go home" and left.'
 
 
 def test_collect_sentences_cleans_dedups_and_excludes(debian_text):
@@ -112,6 +117,58 @@ def test_game_sentences_keep_dialogue_whose_words_are_all_in_the_word_list(tmp_p
     monkeypatch.setattr(texts, "WORD_LIST", tmp_path / "none")
     with pytest.raises(FileNotFoundError, match="wamerican"):
         collect_sentences(["games"])
+
+
+def test_naev_sentences_keep_translatable_strings_of_known_words(tmp_path, monkeypatch):
+    missions = tmp_path / "dat" / "missions" / "neutral"
+    missions.mkdir(parents=True)
+    (missions / "cargo.lua").write_text(
+        'misn_title = _("Deliver the cargo to %s")\n'
+        'text = _([[The captain nods. "Do you accept the job?"\n\nHe waits for Zorblax.]])\n'
+        'tk.msg(_("Thanks"), _("You have done well."))\n'
+        'sound = "snd/sounds/jump.ogg"\n')
+    word_list = tmp_path / "words"
+    word_list.write_text("\n".join(["the", "captain", "nods", "do", "you", "accept", "job", "he", "waits", "for",
+                                    "thanks", "have", "done", "well", "deliver", "cargo", "to"]))
+    monkeypatch.setattr(texts, "NAEV_DIR", tmp_path / "dat")
+    monkeypatch.setattr(texts, "WORD_LIST", word_list)
+    sentences = list(texts.naev_sentences())
+    assert [t for _, t in sentences] == [  # placeholders (%s) and invented names are left out
+        "The captain nods.", '"Do you accept the job?"', "Thanks", "You have done well."]
+    assert sentences[0][0] == "naev-missions-neutral-cargo-1-0"
+    assert [t for _, t in collect_sentences(["naev"])] == [  # cleaned: 4+ words, outer quotes dropped
+        "Do you accept the job?", "You have done well."]
+    monkeypatch.setattr(texts, "NAEV_DIR", tmp_path / "none")
+    with pytest.raises(FileNotFoundError, match="naev-data"):
+        collect_sentences(["naev"])
+
+
+WIKI_PAGE = """<mediawiki><page><title>Albedo</title><revision><text xml:space="preserve">\
+{{Other uses|Albedo (disambiguation)}}
+{{Infobox|name={{nested|x}}}}
+'''Albedo''' is the [[reflection (physics)|reflectivity]] of a surface.&lt;ref&gt;Coakley, J. A. 2003&lt;/ref&gt; \
+It is measured on a scale from [[zero]] to one.
+[[File:Albedo-e hg.svg|thumb|Percentage of [[light]] reflected]]
+== History ==
+* A list item that is not prose at all.
+{| class="wikitable"
+| A table cell that is not prose either.
+|}
+Fresh snow reflects most of the light, as [http://example.org an old study] showed.
+[[Category:Climate forcing]]
+</text></revision></page></mediawiki>"""
+
+
+def test_wikipedia_sentences_keep_prose_without_markup(tmp_path):
+    dump = tmp_path / "wiki.xml.bz2"
+    dump.write_bytes(bz2.compress(WIKI_PAGE.encode()))
+    sentences = list(texts.wikipedia_sentences(dump))
+    assert [t for _, t in sentences] == [
+        "Albedo is the reflectivity of a surface.", "It is measured on a scale from zero to one.",
+        "Fresh snow reflects most of the light, as an old study showed."]
+    assert [i for i, _ in sentences][:2] == ["wiki-Albedo-0-0", "wiki-Albedo-0-1"]
+    with pytest.raises(FileNotFoundError, match="MediaWiki"):
+        list(texts.wikipedia_sentences(tmp_path / "none.xml.bz2"))
 
 
 def test_collect_sentences_names_a_missing_source(tmp_path, monkeypatch):

@@ -12,7 +12,11 @@ Sources (installed by the tts_en recipe's stage 0):
 - `games`: the dialogue and story text of two free games, FreedroidRPG (`freedroidrpg-data`, GPL-2+)
   and Endless Sky (`endless-sky-data`, GPL-3+), e.g. "What can I help you with?": modern conversation
   and narration. Only sentences whose every word is in the system word list (`wamerican`) are kept,
-  which drops the games' invented names.
+  which drops the games' invented names;
+- `naev`: the mission and event text of the space game Naev (`naev-data`, GPL-3+), its translatable
+  `_("...")` and `_([[...]])` strings, filtered by the same word list, e.g. "Do you accept the job?";
+- `wikipedia`: the 206 English Wikipedia articles (2016, CC BY-SA) that gensim ships as test data
+  (`pip install gensim==4.4.0`), markup, references and tables dropped: modern encyclopedic prose.
 
 Only sentences a TTS voice reads as written are kept (letters and plain punctuation, no digits,
 `min_words`..`max_words` words), each once, and none whose normalised words equal a sentence of an
@@ -21,7 +25,10 @@ Only sentences a TTS voice reads as written are kept (letters and plain punctuat
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import html
+import importlib.util
 import re
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
@@ -34,13 +41,15 @@ FORTUNES_DIR = Path("/usr/share/games/fortunes")
 DICTIONARY_DIR = Path("/usr/share/dictd")
 FREEDROID_DIR = Path("/usr/share/freedroidrpg/data")
 ENDLESS_SKY_DIR = Path("/usr/share/games/endless-sky/data")
+NAEV_DIR = Path("/usr/share/naev/dat")
 WORD_LIST = Path("/usr/share/dict/words")
-SOURCES = ("wordnet", "fortunes", "dictionary", "games")
+WIKIPEDIA_SAMPLE = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+SOURCES = ("wordnet", "fortunes", "dictionary", "games", "naev", "wikipedia")
 APT_PACKAGES = {"wordnet": "wordnet-base", "fortunes": "fortunes fortunes-min", "dictionary": "dict-de-en",
-                "games": "freedroidrpg-data endless-sky-data wamerican"}
+                "games": "freedroidrpg-data endless-sky-data wamerican", "naev": "naev-data wamerican"}
 
 _READABLE = re.compile(r"[A-Za-z][A-Za-z ,.;:!?'\"-]*")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"']?\s+(?=[\"']?[A-Z])")
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"']))\s+(?=[\"']?[A-Z])")  # a closing quote stays
 _ABBREVIATION = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|etc|e\.g|i\.e)\.$", re.IGNORECASE)
 
 
@@ -119,9 +128,79 @@ def game_sentences(freedroid_dir: Optional[Path] = None, endless_sky_dir: Option
             for n, match in enumerate(strings.finditer(text)):
                 raw = match.group(1).replace('\\"', '"').replace("\\n", " ")
                 for k, sentence in enumerate(split_sentences(raw)):
-                    tokens = re.findall(r"[A-Za-z]+(?:'[A-Za-z]+)?", sentence)
-                    if tokens and "<" not in sentence and all(t.lower() in words for t in tokens):
+                    if all_known(sentence, words):
                         yield f"game-{game}-{name}-{n}-{k}", sentence
+
+
+def naev_sentences(naev_dir: Optional[Path] = None, word_list: Optional[Path] = None) -> Iterator[tuple[str, str]]:
+    """`(id, sentence)` from Naev's Lua scripts (missions, events, ...): its translatable strings
+    `_("...")` and `_([[...]])`, split into sentences; a sentence with a word that is not in `word_list`
+    or with a format placeholder (`%s`) is left out."""
+    naev_dir, word_list = naev_dir or NAEV_DIR, word_list or WORD_LIST
+    for path in (naev_dir, word_list):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: not found; install Naev's data and the word list "
+                                    f"(apt-get install {APT_PACKAGES['naev']})")
+    words = set(word_list.read_text(encoding="utf-8", errors="replace").lower().split())
+    strings = re.compile(r'_\(\s*(?:"((?:[^"\\\n]|\\.)*)"|\[(=*)\[(.*?)\]\2\])', re.DOTALL)
+    for path in sorted(naev_dir.rglob("*.lua")):
+        name = "-".join(path.relative_to(naev_dir).with_suffix("").parts).replace(" ", "_")
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for n, match in enumerate(strings.finditer(text)):
+            raw = match.group(1) if match.group(1) is not None else match.group(3)
+            for k, sentence in enumerate(split_sentences(raw.replace('\\"', '"').replace("\\n", " "))):
+                if "%" not in sentence and all_known(sentence, words):
+                    yield f"naev-{name}-{n}-{k}", sentence
+
+
+def all_known(sentence: str, words: set[str]) -> bool:
+    """Whether every word of `sentence` is in `words` (lower case) and it holds no markup (`<`)."""
+    tokens = re.findall(r"[A-Za-z]+(?:'[A-Za-z]+)?", sentence)
+    return bool(tokens) and "<" not in sentence and all(t.lower() in words for t in tokens)
+
+
+def wikipedia_sentences(dump: Optional[Path] = None) -> Iterator[tuple[str, str]]:
+    """`(id, sentence)` from the prose paragraphs of a MediaWiki XML dump (bz2), by default the sample
+    in gensim's test data: templates, references, tables, files, headings and lists dropped, links
+    replaced by their text."""
+    if dump is None:
+        spec = importlib.util.find_spec("gensim")
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError("gensim is not installed; its test data holds the Wikipedia sample "
+                                    "(pip install gensim==4.4.0)")
+        dump = Path(list(spec.submodule_search_locations)[0]) / WIKIPEDIA_SAMPLE
+    if not Path(dump).is_file():
+        raise FileNotFoundError(f"{dump}: not found; give a MediaWiki XML dump (.xml.bz2)")
+    with bz2.open(dump, "rt", encoding="utf-8", errors="replace") as f:
+        xml = f.read()
+    for page in re.finditer(r"<title>(.*?)</title>.*?<text[^>]*>(.*?)</text>", xml, re.DOTALL):
+        title = re.sub(r"\W+", "_", page.group(1))
+        for n, paragraph in enumerate(wiki_paragraphs(html.unescape(page.group(2)))):
+            for k, sentence in enumerate(split_sentences(paragraph)):
+                yield f"wiki-{title}-{n}-{k}", sentence
+
+
+def wiki_paragraphs(markup: str) -> list[str]:
+    """The prose paragraphs of one article's wiki markup, as plain text."""
+    text = re.sub(r"<!--.*?-->|<ref[^>/]*/>|<ref[^>]*>.*?</ref>", " ", markup, flags=re.DOTALL)
+    for nested in (r"\{\{[^{}]*\}\}", r"\{\|[^{}]*?\|\}"):  # templates, then tables, innermost first
+        while True:
+            text, count = re.subn(nested, " ", text)
+            if not count:
+                break
+
+    def link(match: re.Match) -> str:
+        target, _, label = match.group(1).partition("|")
+        return "" if ":" in target else (label or target).split("|")[-1]
+
+    while True:  # links, innermost first: a file's caption holds links of its own
+        text, count = re.subn(r"\[\[([^\[\]]*)\]\]", link, text)
+        if not count:
+            break
+    text = re.sub(r"\[https?://\S+ ?([^\]]*)\]", r"\1", text)
+    text = re.sub(r"<[^>]+>|'{2,}", "", text)
+    return [" ".join(line.split()) for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith(("=", "*", "#", ":", ";", "|", "!", "{", "}"))]
 
 
 def split_sentences(text: str) -> list[str]:
@@ -137,7 +216,9 @@ def split_sentences(text: str) -> list[str]:
 
 def clean_sentence(text: str, min_words: int = 4, max_words: int = 30) -> Optional[str]:
     """`text` with its first letter capitalised, or None when a voice would not read it as written."""
-    text = " ".join(text.replace("`", "'").split()).strip(" -;:")
+    text = " ".join(text.replace("`", "'").split()).strip(" -;:\"")
+    if text.count('"') % 2:  # a quotation split across sentences: its marks are not said either way
+        text = text.replace('"', "")
     if not _READABLE.fullmatch(text) or not min_words <= len(text.split()) <= max_words:
         return None
     if sum(c.isupper() for c in text) > max(3, len(text) // 10):  # SHOUTING, acronyms, code
@@ -172,7 +253,7 @@ def collect_sentences(sources: Sequence[str], exclude: Iterable[Path] = (), min_
                       max_words: int = 30) -> list[tuple[str, str]]:
     """Cleaned, de-duplicated `(id, sentence)` of `sources` (names in SOURCES), none of `exclude`."""
     readers = {"wordnet": wordnet_examples, "fortunes": fortune_sentences, "dictionary": dictionary_sentences,
-               "games": game_sentences}
+               "games": game_sentences, "naev": naev_sentences, "wikipedia": wikipedia_sentences}
     unknown = [s for s in sources if s not in readers]
     if unknown:
         raise ValueError(f"unknown text source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")

