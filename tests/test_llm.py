@@ -122,3 +122,16 @@ def test_bfloat16_llm_holds_bf16_weights_and_records_the_float32_checksum():
     assert loss16.dtype == torch.float32 and abs(float(loss16) - float(loss32)) < 0.02 * float(loss32)
     grad = torch.autograd.grad(loss16, speech[0])[0]
     assert grad.dtype == torch.float32 and grad.abs().sum() > 0
+
+
+def test_explicit_bfloat16_on_a_cpu_that_emulates_it_is_warned_about(monkeypatch, caplog):
+    from xasr import nn as xnn
+
+    monkeypatch.setattr(xnn, "cpu_has_native_bf16", lambda: False)
+    xnn.warn_emulated_bf16.cache_clear()
+    with caplog.at_level("WARNING", logger="xasr.nn"):
+        assert xnn.resolve_dtype("auto", torch.device("cpu")) == torch.float32
+        assert not caplog.records
+        assert xnn.resolve_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+    assert "emulated" in caplog.text
+    xnn.warn_emulated_bf16.cache_clear()

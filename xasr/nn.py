@@ -4,6 +4,7 @@ cross), pre-norm blocks; and the dtype the frozen models run in."""
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import re
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -28,12 +31,20 @@ def resolve_dtype(name: str, device: Optional[torch.device] = None) -> torch.dty
     """The torch dtype a `dtype` setting (LLM or encoder) means on `device` (default: CUDA if present, else CPU)."""
     if name not in ("float32", "bfloat16", "auto"):
         raise ValueError(f"unknown dtype '{name}': use float32, bfloat16 or auto")
-    if name != "auto":
-        return getattr(torch, name)
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "auto":
+        if name == "bfloat16" and device.type == "cpu" and not cpu_has_native_bf16():
+            warn_emulated_bf16()
+        return getattr(torch, name)
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+@functools.cache
+def warn_emulated_bf16() -> None:
+    log.warning("bfloat16 on a CPU without native bf16 (AVX512-BF16 or AMX) is emulated and many times "
+                   "slower than float32; use dtype auto or float32")
 
 
 def sinusoids(length: int, dim: int, device=None) -> Tensor:
