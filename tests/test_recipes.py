@@ -8,6 +8,7 @@ folders that a recipe config names as its sources; stage 0 runs without its pip/
 """
 
 import gzip
+import importlib.util
 import json
 import os
 import shutil
@@ -724,3 +725,16 @@ def test_config_info_reads_configs_through_xasr_config(tmp_path):
     assert config_info("model: {}\n").stdout.split()[2].startswith("encoder_tag=whisper_whisper-base_")
     bad = config_info("model:\n  encoder: {sorce: whisper-tiny.en}\n")
     assert bad.returncode == 1 and "unknown EncoderConfig settings: sorce" in bad.stderr
+
+
+def test_package_model_names_the_text_source_of_each_sentence_id():
+    script = EGS / "tts_en" / "asr" / "local" / "package_model.py"
+    spec = importlib.util.spec_from_file_location("package_model", script)
+    package_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(package_model)
+    ids = ["LJ003-0040", "wn-noun-02084071-0", "fortune-people-3-0", "ding-english-german-12-0",
+           "game-freedroid-storyline-act1-dialogs-Tania-4-0", "naev-missions-neutral-cargo-1-0", "wiki-Albedo-0-1",
+           "s1"]
+    names = [package_model.text_source(i) for i in ids]
+    assert names == ["ljspeech", "wordnet", "fortunes", "dictionary", "games", "naev", "wikipedia", "other"]
+    assert set(names) - {"other"} <= set(package_model.TEXT_SOURCES)

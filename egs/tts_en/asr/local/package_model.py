@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[4]
 TEXT_SOURCES = {"ljspeech": "public-domain LJSpeech sentences (chapters LJ001 and LJ002 removed)",
                 "wordnet": "WordNet usage examples", "fortunes": "fortune-file sentences",
                 "dictionary": "example sentences of the Ding dictionary (dict-de-en)",
-                "games": "FreedroidRPG and Endless Sky dialogue"}
+                "games": "FreedroidRPG and Endless Sky dialogue", "naev": "Naev's mission and event text",
+                "wikipedia": "English Wikipedia articles (gensim's test sample)"}
 
 
 def text_source(sentence_id: str) -> str:
@@ -47,6 +48,10 @@ def text_source(sentence_id: str) -> str:
         return "dictionary"
     if sentence_id.startswith("game-"):
         return "games"
+    if sentence_id.startswith("naev-"):
+        return "naev"
+    if sentence_id.startswith("wiki-"):
+        return "wikipedia"
     return "ljspeech" if sentence_id.startswith("LJ") else "other"
 
 
