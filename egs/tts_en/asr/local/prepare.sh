@@ -16,7 +16,8 @@ tts_seed=0                              # seed of the synthesis plan
 extra_corpora=""                        # more corpora, space separated ENGINES:COUNT:SEED[:TEXT] (engines comma separated), e.g. "espeak,flite:3000:1";
                                         # TEXT: a sentences file, "debian" (WordNet examples + fortunes), "dictionary" (the Ding
                                         # dictionary's example sentences), "games" (FreedroidRPG and Endless Sky dialogue),
-                                        # "naev" (Naev's mission text) or "wikipedia" (gensim's sample of articles),
+                                        # "naev" (Naev's mission text), "wikipedia" (gensim's sample of articles) or "short"
+                                        # (phrases of 1-3 words from all the Debian sources, Tux Paint's captions excluded),
                                         # built here as DATA_DIR/text/TEXT_sentences.tsv; default --text
 valid_percent=2                         # sentences held out for validation
 aug_copies=1                            # augmented copies of each training cut (0: none)
@@ -60,18 +61,25 @@ for spec in ${extra_corpora}; do
   IFS=: read -r engines count seed corpus_text <<< "${spec}"
   [ -n "${seed}" ] && [ "${seed}" != "${tts_seed}" ] || die "--extra-corpora ${spec}: give each corpus its own seed (ENGINES:COUNT:SEED)"
   corpus_text=${corpus_text:-${text}}
+  length_args=()
   case ${corpus_text} in
     debian) sources="wordnet fortunes" ;;
     dictionary|games|naev|wikipedia) sources="${corpus_text}" ;;
+    short) sources="wordnet fortunes dictionary games naev"; length_args=(--min-words 1 --max-words 3) ;;
     *) sources="" ;;
   esac
   if [ -n "${sources}" ]; then
-    corpus_text=${data_dir}/text/${corpus_text}_sentences.tsv
+    name=${corpus_text}
+    corpus_text=${data_dir}/text/${name}_sentences.tsv
     if [ ! -f "${corpus_text}" ]; then
       log "collecting sentences from ${sources} (test references excluded)"
       exclude_args=(--exclude "${real_en_dev_dir}/transcripts.tsv")
       [ -f "${data_dir}/pocketsphinx/transcripts.tsv" ] && exclude_args+=(--exclude "${data_dir}/pocketsphinx/transcripts.tsv")
-      xasr prepare text "${corpus_text}" $(printf -- '--source %s ' ${sources}) "${exclude_args[@]}"
+      if [ "${name}" = short ]; then  # short phrases are what Tux Paint's captions are: keep them out too
+        xasr prepare tuxpaint "${data_dir}/tuxpaint"
+        exclude_args+=(--exclude "${data_dir}/tuxpaint/tuxpaint_captions.tsv")
+      fi
+      xasr prepare text "${corpus_text}" $(printf -- '--source %s ' ${sources}) "${length_args[@]}" "${exclude_args[@]}"
     fi
   fi
   engine_args=()
