@@ -431,3 +431,25 @@ def test_alignment_losses_train_the_character_head_and_the_cif_weights(tmp_path)
     assert grown.adapter.cif.weight_proj.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="cformer.char_ctc"):
         tiny_model(char_ctc=0.5)
+
+
+def test_average_pretrained_writes_the_weighted_mean_of_the_trained_weights(tmp_path):
+    from xasr.model import average_pretrained
+
+    a, b = tiny_model(seed=1).eval(), tiny_model(seed=2).eval()
+    path_a, path_b = a.save_pretrained(tmp_path / "a"), b.save_pretrained(tmp_path / "b")
+    soup = XASRModel.load(average_pretrained([path_a, path_b], tmp_path / "soup", [3, 1]),
+                          encoder=a.encoder, llm=a.llm)
+    expected = 0.75 * a.adapter.output_proj.weight + 0.25 * b.adapter.output_proj.weight
+    torch.testing.assert_close(soup.adapter.output_proj.weight, expected)
+    even = XASRModel.load(average_pretrained([path_a, path_b], tmp_path / "even"), encoder=a.encoder, llm=a.llm)
+    torch.testing.assert_close(even.adapter.output_proj.weight,
+                               (a.adapter.output_proj.weight + b.adapter.output_proj.weight) / 2)
+    projector = tiny_model("projector").save_pretrained(tmp_path / "projector")
+    with pytest.raises(ValueError, match="do not match"):
+        average_pretrained([path_a, projector], tmp_path / "bad")
+    with pytest.raises(ValueError, match="one non-negative weight per model"):
+        average_pretrained([path_a, path_b], tmp_path / "bad", [1.0])
+    with pytest.raises(FileNotFoundError, match="not a model folder"):
+        average_pretrained([path_a, tmp_path / "none"], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

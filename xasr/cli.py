@@ -384,6 +384,22 @@ def export_command(
     typer.echo(f"exported stage {where['stage']} at epoch {where['epoch']}, step {where['step']} to {output_dir}")
 
 
+@app.command("average")
+def average_command(
+    output_dir: Path = typer.Argument(..., help="Model folder to write."),
+    models: List[Path] = typer.Argument(..., help="Model folders to average (two or more, one adapter layout)."),
+    weight: List[float] = typer.Option([], "--weight", help="One weight per model, in order (default: equal)."),
+) -> None:
+    """Average saved models' trained weights (a model soup: e.g. a fine-tuned model with the one it started from)."""
+    from xasr.model import average_pretrained
+
+    try:
+        average_pretrained(models, output_dir, weight or None)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"wrote the average of {len(models)} models to {output_dir}")
+
+
 @app.command("decode")
 def decode_command(
     inputs: List[str] = typer.Argument(None, help="Audio files, directories (searched recursively) or globs."),

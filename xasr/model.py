@@ -416,3 +416,51 @@ class XASRModel(nn.Module):
                 raise ValueError(
                     f"{weights}: the {prefix} weights do not fit {directory / CONFIG_FILE} ({first})") from None
         return model.eval()
+
+
+def average_pretrained(directories: Sequence[Path | str], output: Path | str,
+                       weights: Optional[Sequence[float]] = None) -> Path:
+    """Write the weighted average of saved models' trained weights as a model folder (a "model soup",
+    e.g. a fine-tuned model averaged with the one it started from). The models must share the adapter's
+    layout; the first one's config.json is kept. `weights` (default: equal) are normalised to sum to 1."""
+    from safetensors.torch import load_file, save_file
+
+    directories = [Path(d) for d in directories]
+    if len(directories) < 2:
+        raise ValueError("give at least two model folders to average")
+    weights = list(weights) if weights is not None else [1.0] * len(directories)
+    if len(weights) != len(directories) or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"give one non-negative weight per model ({len(directories)}), not all zero")
+    for directory in directories:
+        if not (directory / WEIGHTS_FILE).is_file():
+            raise FileNotFoundError(f"{directory}: not a model folder (no {WEIGHTS_FILE})")
+        if (directory / LORA_DIR).exists():
+            raise ValueError(f"{directory}: averaging models with a LoRA is not supported")
+    states = [load_file(str(d / WEIGHTS_FILE)) for d in directories]
+    first = states[0]
+    for directory, state in zip(directories[1:], states[1:]):
+        mismatched = sorted(k for k in first.keys() | state.keys()
+                            if k not in first or k not in state or first[k].shape != state[k].shape)
+        if mismatched:
+            raise ValueError(f"{directory}: its weights do not match {directories[0]}'s ({mismatched[0]}, ...)")
+    total = sum(weights)
+    averaged = {}
+    for key, value in first.items():
+        if value.is_floating_point():
+            mean = sum(w / total * s[key].double() for w, s in zip(weights, states))
+            averaged[key] = mean.to(value.dtype).contiguous()
+        else:  # integer buffers (counts, indices) are the first model's
+            averaged[key] = value
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
+    try:
+        shutil.copy(directories[0] / CONFIG_FILE, tmp / CONFIG_FILE)
+        save_file(averaged, str(tmp / WEIGHTS_FILE))
+        if output.exists():
+            shutil.rmtree(output)
+        os.replace(tmp, output)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return output
