@@ -112,8 +112,6 @@ def test_the_default_model_loads_offline_and_writes_a_timed_transcript(goforward
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="the interim default model (issue 11; 21% WER on real_en_dev) writes 'go for 10' "
-                          "here", strict=False)
 def test_the_default_model_gets_the_words_of_a_real_recording(goforward):
     from xasr.score import score
 
