@@ -1,4 +1,4 @@
-"""Files in and out: atomic writes (`atomic_path`, `write_atomic`), and text readers that name the
+"""Files in and out: atomic writes (`atomic_path`, `write_atomic`, `atomic_folder`), and text readers that name the
 file and line of a problem.
 
 Every text input (transcripts.tsv, wav.scp, Kaldi text, JSON lines, gzipped or not) is read with
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import shutil
 import tempfile
 import zlib
 from pathlib import Path
@@ -38,6 +39,23 @@ def atomic_path(path: Pathlike, suffix: str = ".partial") -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: Pathlike) -> Iterator[Path]:
+    """A temporary folder beside `path` to fill; it replaces `path` (and whatever was there) when the
+    block ends without an error, and is removed when it raises."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def short_error(error: BaseException, limit: int = 200) -> str:

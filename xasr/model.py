@@ -6,9 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -24,6 +22,7 @@ from xasr.config import XASRConfig
 from xasr.data.batch import Batch
 from xasr.encoders import build_encoder
 from xasr.encoders.vision import VisionEncoder
+from xasr.io import atomic_folder
 from xasr.io import short_error
 from xasr.llm import LLM, with_lora
 from xasr.text import SpokenTextNormalizer
@@ -301,21 +300,13 @@ class XASRModel(nn.Module):
         from safetensors.torch import save_file
 
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-        try:
+        with atomic_folder(directory) as tmp:
             config = {"xasr_config": self.config.to_dict(), "frozen_checksums": self.frozen_checksums()}
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
             save_file({k: v.detach().contiguous().cpu() for k, v in self.trainable_state_dict().items()},
                       str(tmp / WEIGHTS_FILE))
             if self.config.llm.lora_rank > 0:
                 self.llm.model.save_pretrained(str(tmp / LORA_DIR))
-            if directory.exists():
-                shutil.rmtree(directory)
-            os.replace(tmp, directory)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
         return directory
 
     @classmethod
@@ -452,15 +443,7 @@ def average_pretrained(directories: Sequence[Path | str], output: Path | str,
         else:  # integer buffers (counts, indices) are the first model's
             averaged[key] = value
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
-    try:
+    with atomic_folder(output) as tmp:
         shutil.copy(directories[0] / CONFIG_FILE, tmp / CONFIG_FILE)
         save_file(averaged, str(tmp / WEIGHTS_FILE))
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(tmp, output)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return output

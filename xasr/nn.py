@@ -44,7 +44,7 @@ def resolve_dtype(name: str, device: Optional[torch.device] = None) -> torch.dty
 @functools.cache
 def warn_emulated_bf16() -> None:
     log.warning("bfloat16 on a CPU without native bf16 (AVX512-BF16 or AMX) is emulated and many times "
-                   "slower than float32; use dtype auto or float32")
+                "slower than float32; use dtype auto or float32")
 
 
 def sinusoids(length: int, dim: int, device=None) -> Tensor:
