@@ -118,7 +118,7 @@ def game_sentences(freedroid_dir: Optional[Path] = None, endless_sky_dir: Option
         if not path.exists():
             raise FileNotFoundError(f"{path}: not found; install the games' data and the word list "
                                     f"(apt-get install {APT_PACKAGES['games']})")
-    words = set(word_list.read_text(encoding="utf-8", errors="replace").lower().split())
+    words = read_word_list(word_list)
     sources = [("freedroid", freedroid_dir, "**/dialogs/*.lua", re.compile(r'_"((?:[^"\\\n]|\\.)*)"')),
                ("endless", endless_sky_dir, "**/*.txt", re.compile(r"`([^`]*)`"))]
     for game, root, pattern, strings in sources:
@@ -141,7 +141,7 @@ def naev_sentences(naev_dir: Optional[Path] = None, word_list: Optional[Path] = 
         if not path.exists():
             raise FileNotFoundError(f"{path}: not found; install Naev's data and the word list "
                                     f"(apt-get install {APT_PACKAGES['naev']})")
-    words = set(word_list.read_text(encoding="utf-8", errors="replace").lower().split())
+    words = read_word_list(word_list)
     strings = re.compile(r'_\(\s*(?:"((?:[^"\\\n]|\\.)*)"|\[(=*)\[(.*?)\]\2\])', re.DOTALL)
     for path in sorted(naev_dir.rglob("*.lua")):
         name = "-".join(path.relative_to(naev_dir).with_suffix("").parts).replace(" ", "_")
@@ -151,6 +151,11 @@ def naev_sentences(naev_dir: Optional[Path] = None, word_list: Optional[Path] = 
             for k, sentence in enumerate(split_sentences(raw.replace('\\"', '"').replace("\\n", " "))):
                 if "%" not in sentence and all_known(sentence, words):
                     yield f"naev-{name}-{n}-{k}", sentence
+
+
+def read_word_list(path: Path) -> set[str]:
+    """The words of a word list (one a line, e.g. /usr/share/dict/words), lower case."""
+    return set(path.read_text(encoding="utf-8", errors="replace").lower().split())
 
 
 def all_known(sentence: str, words: set[str]) -> bool:

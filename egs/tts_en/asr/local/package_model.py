@@ -38,21 +38,13 @@ TEXT_SOURCES = {"ljspeech": "public-domain LJSpeech sentences (chapters LJ001 an
                 "wikipedia": "English Wikipedia articles (gensim's test sample)"}
 
 
+ID_PREFIXES = {"LJ": "ljspeech", "wn-": "wordnet", "fortune-": "fortunes", "ding-": "dictionary", "game-": "games",
+               "naev-": "naev", "wiki-": "wikipedia"}  # as xasr.data.texts (and LJSpeech) name sentences
+
+
 def text_source(sentence_id: str) -> str:
     """Where a synthetic utterance's sentence came from, by its id (xasr.data.texts names its own)."""
-    if sentence_id.startswith("wn-"):
-        return "wordnet"
-    if sentence_id.startswith("fortune-"):
-        return "fortunes"
-    if sentence_id.startswith("ding-"):
-        return "dictionary"
-    if sentence_id.startswith("game-"):
-        return "games"
-    if sentence_id.startswith("naev-"):
-        return "naev"
-    if sentence_id.startswith("wiki-"):
-        return "wikipedia"
-    return "ljspeech" if sentence_id.startswith("LJ") else "other"
+    return next((source for prefix, source in ID_PREFIXES.items() if sentence_id.startswith(prefix)), "other")
 
 
 def stage_summary(stage_dir: Path) -> dict:
